@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from cdp.core.keys import hash_token, new_api_token, new_write_key
+
+
+class Workspace(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+    READ_ONLY = "read_only", "Read-only"
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    @property
+    def can_edit(self) -> bool:
+        return self.role != Role.READ_ONLY
+
+
+class SourceKind(models.TextChoices):
+    WEBSITE = "website", "Website"
+    SERVER = "server", "Server"
+    MOBILE = "mobile", "Mobile"
+    OTHER = "other", "Other"
+
+
+class Source(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sources")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=SourceKind.choices, default=SourceKind.SERVER)
+    enabled = models.BooleanField(default=True)
+    write_key = models.CharField(max_length=64, unique=True, default=new_write_key, editable=False)
+    write_key_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Events per second per web process; empty uses the server default."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="source_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def rotate_write_key(self) -> str:
+        """Give the source a new key; the old one stops working once web caches expire (about a second)."""
+        self.write_key = new_write_key()
+        self.write_key_rotated_at = timezone.now()
+        self.save(update_fields=["write_key", "write_key_rotated_at", "updated_at"])
+        return self.write_key
+
+
+class Destination(models.Model):
+    """A configured tool that receives events; its type's behaviour is filled in by the destinations work."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="destinations")
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=100)
+    settings = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
+class ApiToken(models.Model):
+    """A personal token for the management API; only its hash is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=12, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user: models.Model, name: str = "default") -> tuple[ApiToken, str]:
+        token = new_api_token()
+        obj = cls.objects.create(user=user, name=name, prefix=token[:12], token_hash=hash_token(token))
+        return obj, token

@@ -1,0 +1,144 @@
+"""Processing of the intake log: split, validate, normalise, dedupe and store events in bulk."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cdp.processing.models import RejectedMessage
+from cdp.processing.normalise import normalise, parse_time
+from cdp.tracking.models import IntakeRequest
+from cdp.tracking.validation import SINGLE_ENDPOINTS, Rejection, check_message, too_large
+
+log = logging.getLogger(__name__)
+_CHUNK = 500
+_COLUMNS = "source_id, type, event, user_id, anonymous_id, message_id, timestamp, received_at, intake_id, payload"
+
+
+@dataclass
+class ProcessResult:
+    requests: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    stored_event_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    events: list[tuple] = field(default_factory=list)
+    rejects: list[RejectedMessage] = field(default_factory=list)
+
+
+def _split(row: tuple) -> tuple[list[Any], Any]:
+    """The messages of one intake request, and the envelope's sentAt."""
+    _id, _source, _received, endpoint, body, _ip = row
+    payload = orjson.loads(bytes(body))
+    single_type = SINGLE_ENDPOINTS.get(endpoint)
+    if single_type is not None:
+        payload["type"] = single_type
+        return [payload], None
+    return payload["batch"], payload.get("sentAt")
+
+
+def _collect(row: tuple) -> _Pending:
+    pending = _Pending()
+    intake_id, source_id, received_at, _endpoint, body, ip = row
+    messages, envelope_sent_at = _split(row)
+    check_sizes = len(body) > settings.CDP_MAX_MESSAGE_BYTES
+    adapt = connection.ops.adapt_datetimefield_value
+    for index, message in enumerate(messages):
+        problem: Rejection | None = check_message(message)
+        raw = orjson.dumps(message) if (check_sizes or problem) else b""
+        if problem is None and check_sizes and len(raw) > settings.CDP_MAX_MESSAGE_BYTES:
+            problem = too_large(settings.CDP_MAX_MESSAGE_BYTES)
+        if problem is not None:
+            pending.rejects.append(
+                RejectedMessage(
+                    source_id=source_id, intake_id=intake_id, index=index, code=problem.code,
+                    reason=problem.message, body=raw[:65536].decode(errors="replace"), received_at=received_at,
+                )
+            )  # fmt: skip
+            continue
+        event = normalise(
+            message, envelope_sent_at=envelope_sent_at, received_at=received_at, intake_id=intake_id, index=index, ip=ip
+        )
+        pending.events.append(
+            (
+                source_id, event["type"], event.get("event") or "", event["userId"] or "", event["anonymousId"] or "",
+                event["messageId"], adapt(parse_time(event["timestamp"])), adapt(received_at), intake_id,
+                orjson.dumps(event).decode(),
+            )
+        )  # fmt: skip
+    return pending
+
+
+def _insert_events(events: list[tuple]) -> list[int]:
+    """Multi-row INSERT; (source, messageId) already stored is skipped by the unique constraint."""
+    payload_param = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    row_sql = f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, {payload_param})"
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(events), _CHUNK):
+            chunk = events[start : start + _CHUNK]
+            sql = (
+                f"INSERT INTO cdp_event ({_COLUMNS}) VALUES {', '.join([row_sql] * len(chunk))} "
+                "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
+            )
+            cursor.execute(sql, [value for row in chunk for value in row])
+            ids.extend(r[0] for r in cursor.fetchall())
+    return ids
+
+
+def process_pending(max_rows: int | None = None) -> ProcessResult:
+    """Process up to `max_rows` pending intake requests in one transaction."""
+    limit = max_rows or settings.CDP_PROCESS_BATCH_ROWS
+    result = ProcessResult()
+    with transaction.atomic():
+        rows = list(
+            IntakeRequest.objects.select_for_update(skip_locked=True)
+            .filter(processed_at__isnull=True, attempts__lt=settings.CDP_INTAKE_MAX_ATTEMPTS)
+            .order_by("id")
+            .values_list("id", "source_id", "received_at", "endpoint", "body", "ip")[:limit]
+        )
+        if not rows:
+            return result
+        pending = _Pending()
+        done: list[int] = []
+        for row in rows:
+            try:
+                collected = _collect(row)
+            except Exception as exc:  # a bug must not lose the request: it stays pending, marked
+                log.exception("intake #%s could not be processed", row[0])
+                _record_failure(row[0], exc)
+                continue
+            pending.events.extend(collected.events)
+            pending.rejects.extend(collected.rejects)
+            done.append(row[0])
+        result.stored_event_ids = _insert_events(pending.events) if pending.events else []
+        RejectedMessage.objects.bulk_create(pending.rejects)
+        IntakeRequest.objects.filter(id__in=done).update(processed_at=timezone.now())
+    result.requests = len(done)
+    result.stored = len(result.stored_event_ids)
+    result.duplicates = len(pending.events) - result.stored
+    result.rejected = len(pending.rejects)
+    return result
+
+
+def _record_failure(intake_id: int, exc: Exception) -> None:
+    IntakeRequest.objects.filter(id=intake_id).update(
+        attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:2000]
+    )
+
+
+def purge_processed(before: datetime) -> int:
+    deleted, _ = IntakeRequest.objects.filter(processed_at__lt=before).delete()
+    return deleted

@@ -1,0 +1,5 @@
+"""Websocket routes; the live debugger adds its consumers here."""
+
+from django.urls import URLPattern
+
+websocket_urlpatterns: list[URLPattern] = []

@@ -1,0 +1,24 @@
+"""Workspace lookups for dashboard views: a workspace the user is not a member of is a 404."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from cdp.core.models import Membership, Role, Source
+
+
+def membership_for(user: AbstractBaseUser, slug: str) -> Membership:
+    membership = Membership.objects.select_related("workspace").filter(user=user, workspace__slug=slug).first()
+    if membership is None:
+        raise Http404("No such workspace.")
+    return membership
+
+
+def source_for(membership: Membership, source_id: int) -> Source:
+    return get_object_or_404(Source, pk=source_id, workspace=membership.workspace)
+
+
+def can_manage_keys(membership: Membership) -> bool:
+    return membership.role in (Role.OWNER, Role.ADMIN)

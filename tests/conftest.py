@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from cdp.core.models import ApiToken, Membership, Role, Source, Workspace
+from tests.support.processes import CeleryWorker, LiveServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_redis() -> None:
+    """Tests use their own Redis database (REDIS_URL in pyproject.toml); start it empty."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., Any]:
+    def make(username: str, password: str = "pass-for-tests-1") -> Any:
+        return get_user_model().objects.create_user(username, f"{username}@example.com", password)
+
+    return make
+
+
+@pytest.fixture
+def make_workspace(db: None) -> Callable[..., Workspace]:
+    def make(slug: str, owner: Any = None, role: str = Role.OWNER) -> Workspace:
+        workspace = Workspace.objects.create(name=slug.title(), slug=slug)
+        if owner is not None:
+            Membership.objects.create(workspace=workspace, user=owner, role=role)
+        return workspace
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user: Callable[..., Any]) -> Any:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user: Callable[..., Any]) -> Any:
+    return make_user("bob")
+
+
+@pytest.fixture
+def alice_workspace(make_workspace: Callable[..., Workspace], alice: Any) -> Workspace:
+    return make_workspace("acme", owner=alice)
+
+
+@pytest.fixture
+def bob_workspace(make_workspace: Callable[..., Workspace], bob: Any) -> Workspace:
+    return make_workspace("globex", owner=bob)
+
+
+@pytest.fixture
+def source(alice_workspace: Workspace) -> Source:
+    return Source.objects.create(workspace=alice_workspace, name="Website", kind="website")
+
+
+def api_client_for(user: Any) -> APIClient:
+    _, token = ApiToken.issue(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def alice_api(alice: Any) -> APIClient:
+    return api_client_for(alice)
+
+
+@pytest.fixture
+def bob_api(bob: Any) -> APIClient:
+    return api_client_for(bob)
+
+
+@pytest.fixture
+def cdp_server(transactional_db: None) -> Iterator[LiveServer]:
+    """The real ASGI app under uvicorn, on the test database. Data a test makes must be committed,
+    hence transactional_db."""
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[Callable[..., CeleryWorker]]:
+    started: list[CeleryWorker] = []
+
+    def start(**kwargs: Any) -> CeleryWorker:
+        worker = CeleryWorker(**kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy; fail the test with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
