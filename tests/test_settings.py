@@ -55,8 +55,7 @@ def test_settings_default_is_sqlite_in_wal_mode():
 
 
 def test_settings_redis_url_feeds_broker_and_channel_layer():
-    result = _load(
-        "(CELERY_BROKER_URL, CHANNEL_LAYERS['default']['CONFIG']['hosts'])", REDIS_URL="redis://cache:6380/2"
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "('redis://cache:6380/2', ['redis://cache:6380/2'])"
+    broker = _load("CELERY_BROKER_URL", REDIS_URL="redis://cache:6380/2")
+    layer = _load("CHANNEL_LAYERS['default']['CONFIG']['hosts']", REDIS_URL="redis://cache:6380/2")
+    assert broker.stdout.strip() == "redis://cache:6380/2", broker.stderr
+    assert layer.stdout.strip() == "['redis://cache:6380/2']", layer.stderr
