@@ -85,15 +85,15 @@ class LiveServer(Proc):
         super().__init__(args, env or child_env(), "server")
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                requests.get(f"{self.url}/healthz", timeout=1)
+                requests.get(f"{self.url}/healthz", timeout=5)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused while starting, or slow first answer
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
 
