@@ -1,4 +1,4 @@
-"""Workspace lookups for dashboard views: a workspace the user is not a member of is a 404."""
+"""Workspace lookups and roles for dashboard views: a workspace the user is not a member of is a 404."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ def membership_for(user: AbstractBaseUser, slug: str) -> Membership:
 
 def source_for(membership: Membership, source_id: int) -> Source:
     return get_object_or_404(Source, pk=source_id, workspace=membership.workspace)
+
+
+def can_edit(membership: Membership) -> bool:
+    """Owners, admins and members create and change sources; read-only users only look."""
+    return membership.role in (Role.OWNER, Role.ADMIN, Role.MEMBER)
 
 
 def can_manage_keys(membership: Membership) -> bool:

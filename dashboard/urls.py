@@ -6,11 +6,16 @@ from dashboard import views
 app_name = "dashboard"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="dashboard/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("w/<slug:slug>/", views.workspace, name="workspace"),
     path("w/<slug:slug>/sources/", views.sources, name="sources"),
+    path("w/<slug:slug>/sources/new/", views.source_new, name="source-new"),
     path("w/<slug:slug>/sources/<int:source_id>/", views.source_detail, name="source"),
     path("w/<slug:slug>/sources/<int:source_id>/rotate-key/", views.rotate_key, name="rotate-key"),
 ]

@@ -2,58 +2,68 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.text import slugify
 from rest_framework import serializers
 
-from cdp.core.models import Source, Workspace
+from cdp.core.models import Role, Source, Workspace
 from cdp.processing.models import Event, RejectedMessage
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    slug = serializers.SlugField(required=False, max_length=100)
-    role = serializers.SerializerMethodField()
+    slug = serializers.SlugField(
+        required=False, max_length=100, help_text="Used in dashboard URLs; made from the name when left out."
+    )
+    # Annotated by the viewset (or set on create): the caller's own role.
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True, help_text="Your role in this workspace.")
 
     class Meta:
         model = Workspace
         fields = ["id", "name", "slug", "created_at", "role"]
         read_only_fields = ["id", "created_at", "role"]
 
-    def get_role(self, obj: Workspace) -> str | None:
-        user = self.context["request"].user
-        return next((m.role for m in obj.memberships.all() if m.user_id == user.pk), None)
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is None and not attrs.get("slug"):
             attrs["slug"] = slugify(attrs.get("name", ""))[:100]
+            if not attrs["slug"]:
+                raise serializers.ValidationError({"name": "Give a name with letters or digits, or give a slug."})
         slug = attrs.get("slug")
         if slug is not None:
-            if not slug:
-                raise serializers.ValidationError({"slug": "Give a name or slug with letters or digits."})
             taken = Workspace.objects.filter(slug=slug).exclude(pk=getattr(self.instance, "pk", None)).exists()
             if taken:
-                raise serializers.ValidationError({"slug": f"The slug {slug!r} is taken."})
+                raise serializers.ValidationError({"slug": f"The slug {slug!r} is taken; choose another."})
         return attrs
 
 
+class MemberWorkspaceField(serializers.PrimaryKeyRelatedField):
+    """A workspace id the caller is a member of; any other id reads as unknown, whether or not it exists."""
+
+    default_error_messages = {
+        "does_not_exist": "You have no workspace with id {pk_value}.",
+        "incorrect_type": "Give a workspace id (a number), not {data_type}.",
+    }
+
+    def get_queryset(self) -> QuerySet[Workspace]:
+        return Workspace.objects.filter(memberships__user=self.context["request"].user)
+
+
+_SOURCE_FIELDS = [
+    "id", "workspace", "name", "kind", "enabled", "write_key", "write_key_rotated_at",
+    "rate_limit", "created_at", "updated_at",
+]  # fmt: skip
+_SOURCE_READ_ONLY = ["id", "write_key", "write_key_rotated_at", "created_at", "updated_at"]
+
+
 class SourceSerializer(serializers.ModelSerializer):
-    workspace = serializers.PrimaryKeyRelatedField(queryset=Workspace.objects.none())
+    """A source as created: the workspace is chosen once."""
+
+    workspace = MemberWorkspaceField(help_text="Id of one of your workspaces.")
 
     class Meta:
         model = Source
-        fields = [
-            "id", "workspace", "name", "kind", "enabled", "write_key", "write_key_rotated_at",
-            "rate_limit", "created_at", "updated_at",
-        ]  # fmt: skip
-        read_only_fields = ["id", "write_key", "write_key_rotated_at", "created_at", "updated_at"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None and request.user.is_authenticated:
-            # Only the caller's workspaces can be named; another one reads as "does not exist".
-            self.fields["workspace"].queryset = Workspace.objects.filter(memberships__user=request.user)
-        if self.instance is not None and not isinstance(self.instance, list):
-            self.fields["workspace"].read_only = True
+        fields = _SOURCE_FIELDS
+        read_only_fields = _SOURCE_READ_ONLY
+        validators: list = []  # the name clash is reported on `name` by validate(), in words
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         workspace = attrs.get("workspace") or getattr(self.instance, "workspace", None)
@@ -61,8 +71,17 @@ class SourceSerializer(serializers.ModelSerializer):
         if workspace is not None and name:
             clash = Source.objects.filter(workspace=workspace, name=name).exclude(pk=getattr(self.instance, "pk", None))
             if clash.exists():
-                raise serializers.ValidationError({"name": "This workspace already has a source with that name."})
+                raise serializers.ValidationError({"name": f"This workspace already has a source named {name!r}."})
         return attrs
+
+
+class SourceUpdateSerializer(SourceSerializer):
+    """A source as changed: it stays in its workspace."""
+
+    workspace = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta(SourceSerializer.Meta):
+        read_only_fields = [*_SOURCE_READ_ONLY, "workspace"]
 
 
 class EventSerializer(serializers.ModelSerializer):

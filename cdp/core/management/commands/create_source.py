@@ -25,15 +25,20 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No user named {options['owner']!r}; create it first (python manage.py createsuperuser)."
             )
+        name = options["name"].strip()
+        if not name:
+            raise CommandError("Give the source a name.")
+        if max(len(name), len(options["workspace"])) > 200:
+            raise CommandError("Names are limited to 200 characters.")
         slug = slugify(options["workspace"])[:100]
         if not slug:
             raise CommandError("The workspace name needs at least one letter or digit.")
         with transaction.atomic():
             workspace, _ = Workspace.objects.get_or_create(slug=slug, defaults={"name": options["workspace"]})
             Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": Role.OWNER})
-            if Source.objects.filter(workspace=workspace, name=options["name"]).exists():
-                raise CommandError(f"Workspace {workspace.slug!r} already has a source named {options['name']!r}.")
-            source = Source.objects.create(workspace=workspace, name=options["name"], kind=options["kind"])
+            if Source.objects.filter(workspace=workspace, name=name).exists():
+                raise CommandError(f"Workspace {workspace.slug!r} already has a source named {name!r}.")
+            source = Source.objects.create(workspace=workspace, name=name, kind=options["kind"])
         result = {
             "id": source.pk,
             "name": source.name,
