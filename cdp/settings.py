@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "cdp.core",
     "cdp.tracking",
     "cdp.processing",
+    "cdp.destinations",
     "cdp.api",
     "dashboard",
 ]

@@ -1,16 +1,21 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from cdp.api import views
+from cdp.api import destinations, views
+from cdp.api.errors import unknown_endpoint
 
 router = DefaultRouter(trailing_slash="/?")
 router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
 router.register("sources", views.SourceViewSet, basename="source")
 router.register("events", views.EventViewSet, basename="event")
 router.register("rejected-messages", views.RejectedMessageViewSet, basename="rejected-message")
+router.register("destination-types", destinations.DestinationTypeViewSet, basename="destination-type")
+router.register("destinations", destinations.DestinationViewSet, basename="destination")
+router.register("subscriptions", destinations.SubscriptionViewSet, basename="subscription")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     *router.urls,
+    re_path(r"^(?P<path>.*)$", unknown_endpoint),
 ]

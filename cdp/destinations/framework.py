@@ -1,0 +1,108 @@
+"""A destination type is data: settings fields, actions with mapped fields, a default trigger.
+
+Presets are derived from the actions' defaults, so a type's presets can never drift from its
+fields. Nothing in the core code branches on a type's key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SETTING_TYPES = frozenset({"string", "text", "url", "number", "integer", "boolean", "select", "object"})
+
+
+@dataclass(frozen=True)
+class SettingField:
+    key: str
+    label: str
+    type: str = "string"
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "label": self.label, "type": self.type, "required": self.required,
+            "secret": self.secret, "default": self.default, "help": self.help, "choices": list(self.choices),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ActionField:
+    """One field of an action's payload; `default` is a mapping (directives allowed)."""
+
+    key: str
+    label: str
+    type: str = "string"
+    required: bool = False
+    default: Any = None
+    help: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "label": self.label, "type": self.type, "required": self.required,
+            "default": self.default, "help": self.help,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str
+    name: str
+    description: str
+    fields: tuple[ActionField, ...]
+    default_trigger: str
+    batchable: bool = False
+
+    def default_mapping(self) -> dict[str, Any]:
+        return {f.key: f.default for f in self.fields if f.default is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "name": self.name, "description": self.description,
+            "fields": [f.as_dict() for f in self.fields], "default_trigger": self.default_trigger,
+            "batchable": self.batchable,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    action: str
+    trigger: str
+    mapping: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "action": self.action, "trigger": self.trigger, "mapping": self.mapping}
+
+
+@dataclass(frozen=True)
+class DestinationType:
+    key: str
+    name: str
+    description: str
+    category: str
+    settings: tuple[SettingField, ...]
+    actions: tuple[Action, ...]
+    extra_presets: tuple[Preset, ...] = field(default=())
+
+    def action(self, key: str) -> Action | None:
+        return next((a for a in self.actions if a.key == key), None)
+
+    @property
+    def presets(self) -> tuple[Preset, ...]:
+        derived = tuple(Preset(a.name, a.key, a.default_trigger, a.default_mapping()) for a in self.actions)
+        return derived + self.extra_presets
+
+    def secret_keys(self) -> set[str]:
+        return {s.key for s in self.settings if s.secret}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "name": self.name, "description": self.description, "category": self.category,
+            "settings": [s.as_dict() for s in self.settings], "actions": [a.as_dict() for a in self.actions],
+            "presets": [p.as_dict() for p in self.presets],
+        }  # fmt: skip

@@ -1,0 +1,48 @@
+"""Webhook: POST the mapped event as JSON to a URL of the user's, optionally signed."""
+
+from cdp.destinations.framework import Action, ActionField, DestinationType, SettingField
+from cdp.destinations.registry import register
+
+WEBHOOK = register(
+    DestinationType(
+        key="webhook",
+        name="Webhook",
+        description="Send events as JSON POST requests to any HTTP endpoint, signed with HMAC-SHA256.",
+        category="Raw data",
+        settings=(
+            SettingField("url", "URL", type="url", required=True, help="Where events are POSTed, http(s)://…"),
+            SettingField(
+                "headers",
+                "Extra headers",
+                type="object",
+                default={},
+                help='Sent with every request, e.g. {"X-Api-Key": "…"}.',
+            ),  # fmt: skip
+            SettingField(
+                "signing_secret",
+                "Signing secret",
+                secret=True,
+                help="When set, each request carries X-CDP-Signature: t=<unix time>,v1=<HMAC-SHA256 of t.body>.",
+            ),  # fmt: skip
+        ),
+        actions=(
+            Action(
+                key="send",
+                name="Send Event",
+                description="POST the event, shaped by the mapping, to the URL.",
+                fields=(
+                    ActionField(
+                        "payload",
+                        "Payload",
+                        type="object",
+                        required=True,
+                        default={"@path": "$"},
+                        help="The JSON body; by default the whole event.",
+                    ),  # fmt: skip
+                ),
+                default_trigger='type in ["identify", "track", "page", "screen", "group", "alias"]',
+                batchable=True,
+            ),
+        ),
+    )
+)
