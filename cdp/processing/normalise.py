@@ -13,11 +13,24 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL character in its strings and keys replaced by U+FFFD.
+
+    JSON may carry "\\u0000" but PostgreSQL text and jsonb cannot hold it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def format_time(value: datetime) -> str:
@@ -50,6 +63,10 @@ def normalise(
         context["ip"] = ip
     out["context"] = context
     kind = out["type"]
+    if kind == "group":
+        out["groupId"] = identifier(out["groupId"])
+    elif kind == "alias":
+        out["previousId"] = identifier(out["previousId"])
     if kind == "identify" and not out.get("traits") and isinstance(context.get("traits"), dict):
         # Identify traits may arrive only in context.traits (some mobile and server libraries).
         out["traits"] = dict(context["traits"])
@@ -64,10 +81,12 @@ def normalise(
 
     original = parse_time(out.get("originalTimestamp")) or parse_time(out.get("timestamp"))
     sent_at = parse_time(out.get("sentAt")) or parse_time(envelope_sent_at)
+    timestamp = original or received_at
     if original is not None and sent_at is not None:
-        timestamp = received_at - (sent_at - original)
-    else:
-        timestamp = original or received_at
+        try:
+            timestamp = received_at - (sent_at - original)
+        except OverflowError:  # a clock off by millennia: there is no skew to correct sensibly
+            pass
     out["originalTimestamp"] = format_time(original) if original else None
     out["sentAt"] = format_time(sent_at) if sent_at else None
     out["receivedAt"] = format_time(received_at)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cdp.processing.models import RejectedMessage
-from cdp.processing.normalise import normalise, parse_time
+from cdp.processing.normalise import normalise, parse_time, without_nul
 from cdp.tracking.models import IntakeRequest
 from cdp.tracking.validation import SINGLE_ENDPOINTS, Rejection, check_message, too_large
 
@@ -38,21 +38,38 @@ class _Pending:
     rejects: list[RejectedMessage] = field(default_factory=list)
 
 
-def _split(row: tuple) -> tuple[list[Any], Any]:
-    """The messages of one intake request, and the envelope's sentAt."""
+def _split(row: tuple) -> tuple[list[Any], Any, dict[str, dict]]:
+    """The messages of one intake request, the envelope's sentAt, and the context and integrations
+    a batch gives all its messages."""
     _id, _source, _received, endpoint, body, _ip = row
-    payload = orjson.loads(bytes(body))
+    raw = bytes(body)
+    payload = orjson.loads(raw)
+    if b"\\u0000" in raw:
+        payload = without_nul(payload)
     single_type = SINGLE_ENDPOINTS.get(endpoint)
     if single_type is not None:
         payload["type"] = single_type
-        return [payload], None
-    return payload["batch"], payload.get("sentAt")
+        return [payload], None, {}
+    shared = {key: payload[key] for key in ("context", "integrations") if isinstance(payload.get(key), dict)}
+    return payload["batch"], payload.get("sentAt"), shared
+
+
+def _with_shared(message: dict[str, Any], shared: dict[str, dict]) -> dict[str, Any]:
+    """The message with its batch's context and integrations added; the message's own keys win."""
+    merged = dict(message)
+    for key, values in shared.items():
+        own = message.get(key)
+        if own is None:
+            merged[key] = dict(values)
+        elif isinstance(own, dict):
+            merged[key] = {**values, **own}
+    return merged
 
 
 def _collect(row: tuple) -> _Pending:
     pending = _Pending()
     intake_id, source_id, received_at, _endpoint, body, ip = row
-    messages, envelope_sent_at = _split(row)
+    messages, envelope_sent_at, shared = _split(row)
     check_sizes = len(body) > settings.CDP_MAX_MESSAGE_BYTES
     adapt = connection.ops.adapt_datetimefield_value
     for index, message in enumerate(messages):
@@ -68,12 +85,15 @@ def _collect(row: tuple) -> _Pending:
                 )
             )  # fmt: skip
             continue
+        if shared:  # after the checks, which judge each message as sent, like the Tracking API does
+            message = _with_shared(message, shared)
         event = normalise(
             message, envelope_sent_at=envelope_sent_at, received_at=received_at, intake_id=intake_id, index=index, ip=ip
         )
+        name = event["event"] if event["type"] == "track" else ""
         pending.events.append(
             (
-                source_id, event["type"], event.get("event") or "", event["userId"] or "", event["anonymousId"] or "",
+                source_id, event["type"], name, event["userId"] or "", event["anonymousId"] or "",
                 event["messageId"], adapt(parse_time(event["timestamp"])), adapt(received_at), intake_id,
                 orjson.dumps(event).decode(),
             )
@@ -106,36 +126,66 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
         rows = list(
             IntakeRequest.objects.select_for_update(skip_locked=True)
             .filter(processed_at__isnull=True, attempts__lt=settings.CDP_INTAKE_MAX_ATTEMPTS)
+            .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now()))
             .order_by("id")
             .values_list("id", "source_id", "received_at", "endpoint", "body", "ip")[:limit]
         )
         if not rows:
             return result
-        pending = _Pending()
-        done: list[int] = []
+        collected: dict[int, _Pending] = {}
         for row in rows:
             try:
-                collected = _collect(row)
+                collected[row[0]] = _collect(row)
             except Exception as exc:  # a bug must not lose the request: it stays pending, marked
                 log.exception("intake #%s could not be processed", row[0])
                 _record_failure(row[0], exc)
-                continue
-            pending.events.extend(collected.events)
-            pending.rejects.extend(collected.rejects)
-            done.append(row[0])
-        result.stored_event_ids = _insert_events(pending.events) if pending.events else []
-        RejectedMessage.objects.bulk_create(pending.rejects)
-        IntakeRequest.objects.filter(id__in=done).update(processed_at=timezone.now())
-    result.requests = len(done)
+        result.stored_event_ids = _store(collected)
+        IntakeRequest.objects.filter(id__in=list(collected)).update(processed_at=timezone.now())
+    result.requests = len(collected)
     result.stored = len(result.stored_event_ids)
-    result.duplicates = len(pending.events) - result.stored
-    result.rejected = len(pending.rejects)
+    result.duplicates = sum(len(p.events) for p in collected.values()) - result.stored
+    result.rejected = sum(len(p.rejects) for p in collected.values())
     return result
 
 
+def _store(collected: dict[int, _Pending]) -> list[int]:
+    """Write all requests in bulk. Should the database refuse something, write request by request so
+    that only the request at fault stays pending (removed from `collected`) and the others go through."""
+    try:
+        with transaction.atomic():
+            return _write(list(collected.values()))
+    except (OperationalError, InterfaceError):
+        raise  # the database itself is unwell: nothing is marked, the next run retries everything
+    except Exception:
+        log.warning("bulk write of %d request(s) failed; writing them one by one", len(collected), exc_info=True)
+    ids: list[int] = []
+    for intake_id, pending in list(collected.items()):
+        try:
+            with transaction.atomic():
+                ids.extend(_write([pending]))
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("intake #%s could not be stored", intake_id)
+            _record_failure(intake_id, exc)
+            del collected[intake_id]
+    return ids
+
+
+def _write(requests: list[_Pending]) -> list[int]:
+    events = [event for pending in requests for event in pending.events]
+    ids = _insert_events(events) if events else []
+    RejectedMessage.objects.bulk_create([reject for pending in requests for reject in pending.rejects])
+    return ids
+
+
 def _record_failure(intake_id: int, exc: Exception) -> None:
+    """Count the failure and hold the request back for a while, so its retries are spread over time
+    (a fix deployed in between gets its chance) instead of spent in one drain."""
     IntakeRequest.objects.filter(id=intake_id).update(
-        attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:2000]
+        attempts=F("attempts") + 1,
+        error=f"{type(exc).__name__}: {exc}"[:2000],
+        retry_at=timezone.now() + timedelta(seconds=settings.CDP_INTAKE_RETRY_SECONDS),
     )
 
 

@@ -15,6 +15,7 @@ class IntakeRequest(models.Model):
     ip = models.CharField(max_length=64, blank=True, default="")
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="After a failure: not retried before this.")
     error = models.TextField(blank=True, default="")
 
     class Meta:

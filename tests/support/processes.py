@@ -83,7 +83,11 @@ class LiveServer(Proc):
             args = [sys.executable, "-m", "uvicorn", "cdp.asgi:application", "--host", "127.0.0.1",
                     "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
         super().__init__(args, env or child_env(), "server")
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
