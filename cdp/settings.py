@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "cdp.tracking",
     "cdp.processing",
     "cdp.destinations",
+    "cdp.delivery",
     "cdp.api",
     "dashboard",
 ]
@@ -129,14 +130,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cdp"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+_SWEEP_SECONDS = env_float("CDP_SWEEP_SECONDS", 5.0, 0.5)
 CELERY_BEAT_SCHEDULE = {
     # The sweeper: whatever a lost wake-up message left behind is picked up within seconds.
-    "process-intake": {
-        "task": "cdp.processing.tasks.process_intake",
-        "schedule": env_float("CDP_SWEEP_SECONDS", 5.0, 0.5),
-    },
+    "process-intake": {"task": "cdp.processing.tasks.process_intake", "schedule": _SWEEP_SECONDS},
     "purge-intake": {"task": "cdp.processing.tasks.purge_intake", "schedule": 3600.0},
+    "sweep-deliveries": {"task": "cdp.delivery.tasks.sweep_deliveries", "schedule": _SWEEP_SECONDS},
 }
+CELERY_TASK_ROUTES = {"cdp.delivery.tasks.deliver_destination": {"queue": "delivery"}}
 
 CHANNEL_LAYER_BACKEND = env_str("CDP_CHANNEL_LAYER", "redis")
 if CHANNEL_LAYER_BACKEND == "redis":
@@ -191,6 +192,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("CDP_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- Tracking API ---------------------------------------------------------------------------
@@ -211,3 +213,11 @@ CDP_PROCESS_BATCH_ROWS = env_int("CDP_PROCESS_BATCH_ROWS", 200, 1)
 CDP_INTAKE_RETENTION_DAYS = env_int("CDP_INTAKE_RETENTION_DAYS", 7, 1)
 CDP_INTAKE_MAX_ATTEMPTS = env_int("CDP_INTAKE_MAX_ATTEMPTS", 5, 1)
 CDP_INTAKE_RETRY_SECONDS = env_int("CDP_INTAKE_RETRY_SECONDS", 60, 0)
+
+# --- Delivery -------------------------------------------------------------------------------
+CDP_RETRY_BASE_SECONDS = env_float("CDP_RETRY_BASE_SECONDS", 10.0, 0.0)
+CDP_RETRY_MAX_DELAY_SECONDS = env_float("CDP_RETRY_MAX_DELAY_SECONDS", 3600.0, 0.0)
+CDP_BREAKER_THRESHOLD = env_int("CDP_BREAKER_THRESHOLD", 20, 1)
+CDP_BREAKER_COOLDOWN_SECONDS = env_float("CDP_BREAKER_COOLDOWN_SECONDS", 30.0, 1.0)
+CDP_DELIVERY_TIME_BUDGET_SECONDS = env_float("CDP_DELIVERY_TIME_BUDGET_SECONDS", 20.0, 1.0)
+CDP_REDRIVE_RATE = env_int("CDP_REDRIVE_RATE", 200, 1)

@@ -20,7 +20,7 @@ say "Starting the web server on http://$HOST:$PORT"
 daphne -b "$HOST" -p "$PORT" cdp.asgi:application >var/web.log 2>&1 &
 pids+=($!)
 say "Starting a Celery worker and beat (logs in var/worker.log)"
-celery -A cdp worker --beat --schedule var/celerybeat-schedule --loglevel INFO >var/worker.log 2>&1 &
+celery -A cdp worker --beat --schedule var/celerybeat-schedule -Q cdp,delivery --pool threads --concurrency 8 --loglevel INFO >var/worker.log 2>&1 &
 pids+=($!)
 
 for _ in $(seq 100); do

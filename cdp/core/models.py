@@ -79,13 +79,23 @@ class Source(models.Model):
 
 
 class Destination(models.Model):
-    """A configured tool that receives events; its type's behaviour is filled in by the destinations work."""
+    """A configured tool that receives events: its type (see cdp.destinations), settings, the sources
+    that feed it, and how it is delivered to."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="destinations")
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=100)
     settings = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=False)
+    sources = models.ManyToManyField(
+        Source, blank=True, related_name="destinations", help_text="Sources that feed it; none means all of them."
+    )
+    max_in_flight = models.PositiveSmallIntegerField(default=4, help_text="Requests in flight at once.")
+    rate_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per second; empty: none.")
+    batch_size = models.PositiveSmallIntegerField(default=100, help_text="Events per request where it takes batches.")
+    batch_wait_seconds = models.FloatField(default=0.0, help_text="How long a partial batch may wait to fill up.")
+    timeout_seconds = models.FloatField(default=10.0)
+    retry_hours = models.FloatField(default=4.0, help_text="How long failed deliveries are retried.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -88,6 +88,10 @@ class DestinationType:
     settings: tuple[SettingField, ...]
     actions: tuple[Action, ...]
     extra_presets: tuple[Preset, ...] = field(default=())
+    # Import path of the class that sends deliveries (see cdp.delivery.senders.Sender).
+    sender: str = ""
+    # Delivery defaults for new destinations of this type (fields of core.Destination).
+    delivery_defaults: dict[str, Any] = field(default_factory=dict)
 
     def action(self, key: str) -> Action | None:
         return next((a for a in self.actions if a.key == key), None)

@@ -13,6 +13,8 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from cdp.delivery.routing import RoutableEvent, route_events
+from cdp.delivery.tasks import poke
 from cdp.processing.models import RejectedMessage
 from cdp.processing.normalise import normalise, parse_time, without_nul
 from cdp.tracking.models import IntakeRequest
@@ -34,7 +36,9 @@ class ProcessResult:
 
 @dataclass
 class _Pending:
+    received_at: datetime | None = None
     events: list[tuple] = field(default_factory=list)
+    normalised: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[RejectedMessage] = field(default_factory=list)
 
 
@@ -67,8 +71,8 @@ def _with_shared(message: dict[str, Any], shared: dict[str, dict]) -> dict[str, 
 
 
 def _collect(row: tuple) -> _Pending:
-    pending = _Pending()
     intake_id, source_id, received_at, _endpoint, body, ip = row
+    pending = _Pending(received_at=received_at)
     messages, envelope_sent_at, shared = _split(row)
     check_sizes = len(body) > settings.CDP_MAX_MESSAGE_BYTES
     adapt = connection.ops.adapt_datetimefield_value
@@ -98,23 +102,25 @@ def _collect(row: tuple) -> _Pending:
                 orjson.dumps(event).decode(),
             )
         )  # fmt: skip
+        pending.normalised.append(event)
     return pending
 
 
-def _insert_events(events: list[tuple]) -> list[int]:
-    """Multi-row INSERT; (source, messageId) already stored is skipped by the unique constraint."""
+def _insert_events(events: list[tuple]) -> list[tuple[int, int, str]]:
+    """Multi-row INSERT; (source, messageId) already stored is skipped by the unique constraint.
+    Returns (id, source_id, message_id) of the rows inserted."""
     payload_param = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
     row_sql = f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, {payload_param})"
-    ids: list[int] = []
+    ids: list[tuple[int, int, str]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(events), _CHUNK):
             chunk = events[start : start + _CHUNK]
             sql = (
                 f"INSERT INTO cdp_event ({_COLUMNS}) VALUES {', '.join([row_sql] * len(chunk))} "
-                "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
+                "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id, source_id, message_id"
             )
             cursor.execute(sql, [value for row in chunk for value in row])
-            ids.extend(r[0] for r in cursor.fetchall())
+            ids.extend(cursor.fetchall())
     return ids
 
 
@@ -139,8 +145,14 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
             except Exception as exc:  # a bug must not lose the request: it stays pending, marked
                 log.exception("intake #%s could not be processed", row[0])
                 _record_failure(row[0], exc)
-        result.stored_event_ids = _store(collected)
+        inserted = _store(collected)
+        result.stored_event_ids = [row[0] for row in inserted]
+        # Routing happens in the same transaction as storing: an event is never stored without
+        # its deliveries, whatever process dies when.
+        destinations = route_events(_routable(inserted, collected))
         IntakeRequest.objects.filter(id__in=list(collected)).update(processed_at=timezone.now())
+        if destinations:
+            transaction.on_commit(lambda: poke(destinations))
     result.requests = len(collected)
     result.stored = len(result.stored_event_ids)
     result.duplicates = sum(len(p.events) for p in collected.values()) - result.stored
@@ -148,7 +160,20 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
     return result
 
 
-def _store(collected: dict[int, _Pending]) -> list[int]:
+def _routable(inserted: list[tuple[int, int, str]], collected: dict[int, _Pending]) -> list[RoutableEvent]:
+    """The stored events, from memory (no second read of what was just written)."""
+    by_key: dict[tuple[int, str], tuple[dict[str, Any], datetime]] = {}
+    for pending in collected.values():
+        for row, event in zip(pending.events, pending.normalised, strict=True):
+            by_key.setdefault((row[0], event["messageId"]), (event, pending.received_at))
+    routable = []
+    for event_id, source_id, message_id in inserted:
+        event, received_at = by_key[(source_id, message_id)]
+        routable.append(RoutableEvent(event_id, source_id, message_id, event, received_at))
+    return routable
+
+
+def _store(collected: dict[int, _Pending]) -> list[tuple[int, int, str]]:
     """Write all requests in bulk. Should the database refuse something, write request by request so
     that only the request at fault stays pending (removed from `collected`) and the others go through."""
     try:
@@ -158,7 +183,7 @@ def _store(collected: dict[int, _Pending]) -> list[int]:
         raise  # the database itself is unwell: nothing is marked, the next run retries everything
     except Exception:
         log.warning("bulk write of %d request(s) failed; writing them one by one", len(collected), exc_info=True)
-    ids: list[int] = []
+    ids: list[tuple[int, int, str]] = []
     for intake_id, pending in list(collected.items()):
         try:
             with transaction.atomic():
@@ -172,7 +197,7 @@ def _store(collected: dict[int, _Pending]) -> list[int]:
     return ids
 
 
-def _write(requests: list[_Pending]) -> list[int]:
+def _write(requests: list[_Pending]) -> list[tuple[int, int, str]]:
     events = [event for pending in requests for event in pending.events]
     ids = _insert_events(events) if events else []
     RejectedMessage.objects.bulk_create([reject for pending in requests for reject in pending.rejects])

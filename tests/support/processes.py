@@ -103,10 +103,11 @@ class LiveServer(Proc):
 
 
 class CeleryWorker(Proc):
-    """A real Celery worker (one process, no pool children) plus, optionally, beat."""
+    """A real Celery worker (one process, a few threads, both queues) plus, optionally, beat."""
 
     def __init__(self, env: dict[str, str] | None = None, beat: bool = False) -> None:
-        args = [sys.executable, "-m", "celery", "-A", "cdp", "worker", "--pool", "solo", "--loglevel", "INFO",
+        args = [sys.executable, "-m", "celery", "-A", "cdp", "worker", "-Q", "cdp,delivery", "--pool", "threads",
+                "--concurrency", "4", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--hostname", f"test-{free_port()}@%h"]  # fmt: skip
         if beat:
             args += ["--beat", "--schedule", str(ROOT / "var" / "test" / f"beat-{free_port()}")]

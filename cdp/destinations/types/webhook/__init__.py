@@ -44,5 +44,6 @@ WEBHOOK = register(
                 batchable=True,
             ),
         ),
+        sender="cdp.destinations.types.webhook.sender.WebhookSender",
     )
 )

@@ -1,0 +1,78 @@
+"""Per-destination lanes in Redis: one draining task at a time, and a circuit breaker.
+
+Redis holds only soft state here. If it is flushed or down, a lane is simply free and its
+breaker closed: deliveries still live in the database and nothing is lost."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+_client: redis.Redis | None = None
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return _client
+
+
+class Lane:
+    def __init__(self, destination_id: int) -> None:
+        self.key = f"cdp:lane:{destination_id}"
+        self.token = uuid.uuid4().hex
+
+    def acquire(self, lease_seconds: float) -> bool:
+        try:
+            return bool(client().set(self.key, self.token, nx=True, px=int(lease_seconds * 1000)))
+        except redis.RedisError:
+            log.warning("Redis unavailable; draining %s without a lane lock", self.key)
+            return True
+
+    def extend(self, lease_seconds: float) -> None:
+        try:
+            if client().get(self.key) == self.token.encode():
+                client().pexpire(self.key, int(lease_seconds * 1000))
+        except redis.RedisError:
+            pass
+
+    def release(self) -> None:
+        try:
+            client().eval(_RELEASE, 1, self.key, self.token)
+        except redis.RedisError:
+            pass
+
+
+class Breaker:
+    """Opens after `threshold` consecutive retryable failures, for `cooldown` seconds; one probe
+    request then decides whether it closes again."""
+
+    def __init__(self, destination_id: int) -> None:
+        self.failures_key = f"cdp:breaker:{destination_id}:failures"
+        self.open_key = f"cdp:breaker:{destination_id}:open"
+
+    def is_open(self) -> bool:
+        try:
+            return bool(client().exists(self.open_key))
+        except redis.RedisError:
+            return False
+
+    def record(self, successes: int, failures: int) -> None:
+        try:
+            if successes:
+                client().delete(self.failures_key)
+                return
+            if failures:
+                count = client().incrby(self.failures_key, failures)
+                client().expire(self.failures_key, 3600)
+                if count >= settings.CDP_BREAKER_THRESHOLD:
+                    client().set(self.open_key, 1, ex=max(1, int(settings.CDP_BREAKER_COOLDOWN_SECONDS)))
+                    client().delete(self.failures_key)
+        except redis.RedisError:
+            pass

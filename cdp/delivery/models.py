@@ -1,0 +1,111 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed permanently"
+    DEAD = "dead", "Dead-lettered"
+
+
+OPEN_STATUSES = (Status.PENDING, Status.RETRYING)
+
+
+class ErrorClass(models.TextChoices):
+    NETWORK = "network", "Network error"
+    TIMEOUT = "timeout", "Timeout"
+    RATE_LIMITED = "rate_limited", "Rate limited (429)"
+    SERVER = "server_error", "Server error (5xx)"
+    RETRYABLE_4XX = "retryable_client_error", "Retryable client error (408, 423)"
+    CLIENT = "client_error", "Client error (4xx)"
+    CONFIGURATION = "configuration", "Destination misconfigured"
+    PAYLOAD = "payload", "Payload refused"
+
+
+class Delivery(models.Model):
+    """One event for one subscription of one destination, with its retry state.
+
+    The database, not the broker, holds this state: workers claim due rows with a lease, so a
+    killed worker or a flushed Redis only delays a delivery."""
+
+    destination = models.ForeignKey("core.Destination", on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(
+        "destinations.Subscription", null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    event_id = models.BigIntegerField()
+    source_id = models.BigIntegerField()
+    message_id = models.CharField(max_length=255)
+    event_name = models.CharField(max_length=200, blank=True, default="")
+    action = models.CharField(max_length=100)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    error_class = models.CharField(max_length=32, blank=True, default="", choices=ErrorClass.choices)
+    last_error = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField(help_text="When the event reached the Tracking API.")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="Delivered, failed or dead-lettered at.")
+
+    class Meta:
+        db_table = "cdp_delivery"
+        verbose_name_plural = "deliveries"
+        constraints = [
+            # The same event never makes two deliveries for one subscription (routing is idempotent).
+            models.UniqueConstraint(fields=["subscription", "event_id"], name="delivery_subscription_event_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["destination", "next_attempt_at"],
+                condition=Q(status__in=["pending", "retrying"]),
+                name="delivery_due",
+            ),
+            models.Index(fields=["destination", "status", "-finished_at"], name="delivery_dest_status"),
+            models.Index(fields=["message_id"], name="delivery_message_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} → {self.destination_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """Evidence of one try: what was sent (secrets masked), what came back, how long it took."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    request = models.JSONField(help_text="Method, URL, headers (secrets masked) and body excerpt.")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, default="")
+    error_class = models.CharField(max_length=32, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    outcome = models.CharField(max_length=16, help_text="delivered, retry, failed or dead")
+
+    class Meta:
+        db_table = "cdp_delivery_attempt"
+        ordering = ["delivery_id", "number"]
+        indexes = [models.Index(fields=["delivery", "number"], name="attempt_delivery_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery #{self.delivery_id}: {self.outcome}"
+
+
+class FilteredCount(models.Model):
+    """Events a destination did not get, counted per hour and reason (never silently dropped)."""
+
+    destination = models.ForeignKey("core.Destination", on_delete=models.CASCADE, related_name="filtered_counts")
+    hour = models.DateTimeField()
+    reason = models.CharField(max_length=32)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "cdp_delivery_filtered"
+        constraints = [models.UniqueConstraint(fields=["destination", "hour", "reason"], name="filtered_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.destination_id} {self.hour:%Y-%m-%d %H}h {self.reason}: {self.count}"

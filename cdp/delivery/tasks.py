@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db.models import Q
+from django.utils import timezone
+
+from cdp.delivery.engine import drain
+from cdp.delivery.models import OPEN_STATUSES, Delivery
+
+log = logging.getLogger(__name__)
+
+
+@shared_task
+def deliver_destination(destination_id: int) -> int:
+    """Drain one destination; if work is left when the time budget ends, queue the next round."""
+    result = drain(destination_id)
+    if result.sent and result.more_due:
+        deliver_destination.apply_async(args=[destination_id])
+    return result.sent
+
+
+def poke(destination_ids: set[int]) -> None:
+    for destination_id in destination_ids:
+        try:
+            deliver_destination.apply_async(args=[destination_id], retry=False)
+        except Exception:
+            log.warning("could not queue delivery for destination %s; the sweeper will", destination_id, exc_info=True)
+
+
+@shared_task
+def sweep_deliveries() -> int:
+    """Queue a drain for every destination with deliveries due: retries whose time came, and work a
+    lost message or a killed worker left behind (their leases run out)."""
+    now = timezone.now()
+    due = (
+        Delivery.objects.filter(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .values_list("destination_id", flat=True)
+        .distinct()
+    )
+    destination_ids = set(due)
+    poke(destination_ids)
+    return len(destination_ids)

@@ -1,0 +1,133 @@
+"""The one place outgoing HTTP happens, and what each answer means for a retry.
+
+Network errors, timeouts, 408, 423, 429 and 5xx other than 501 are worth retrying; every other
+non-2xx answer is permanent. `Retry-After` (seconds or an HTTP date) is read from any answer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from cdp.delivery.models import ErrorClass
+
+_EXCERPT = 2000
+_SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "x-cdp-signature", "proxy-authorization", "cookie"}
+
+
+@dataclass
+class HttpResult:
+    status: int | None
+    body: str
+    duration_ms: float
+    error_class: str = ""
+    error: str = ""
+    retry_after: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.error_class in RETRYABLE
+
+
+RETRYABLE = {
+    ErrorClass.NETWORK,
+    ErrorClass.TIMEOUT,
+    ErrorClass.RATE_LIMITED,
+    ErrorClass.SERVER,
+    ErrorClass.RETRYABLE_4XX,
+}
+
+
+def classify(status: int) -> str:
+    if 200 <= status < 300:
+        return ""
+    if status == 429:
+        return ErrorClass.RATE_LIMITED
+    if status in (408, 423):
+        return ErrorClass.RETRYABLE_4XX
+    if status >= 500 and status != 501:
+        return ErrorClass.SERVER
+    return ErrorClass.CLIENT
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def mask_headers(headers: dict[str, str], secret_names: set[str] | None = None) -> dict[str, str]:
+    secret = _SECRET_HEADERS | {name.lower() for name in (secret_names or set())}
+    return {key: ("********" if key.lower() in secret else value) for key, value in headers.items()}
+
+
+def request_summary(
+    method: str, url: str, headers: dict[str, str], body: bytes, secret_names: set[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "method": method,
+        "url": url,
+        "headers": mask_headers(headers, secret_names),
+        "body": body[:_EXCERPT].decode(errors="replace"),
+        "body_bytes": len(body),
+    }
+
+
+class Transport:
+    """A pooled HTTP client shared by the delivery threads of a worker process."""
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50), follow_redirects=False
+        )
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> HttpResult:
+        started = time.perf_counter()
+        try:
+            response = self.client.post(url, content=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            return HttpResult(
+                None, "", _ms(started), ErrorClass.TIMEOUT, f"timed out after {timeout:g}s ({type(exc).__name__})"
+            )
+        except httpx.HTTPError as exc:
+            return HttpResult(None, "", _ms(started), ErrorClass.NETWORK, f"{type(exc).__name__}: {exc}")
+        status = response.status_code
+        error_class = classify(status)
+        return HttpResult(
+            status=status,
+            body=response.text[:_EXCERPT],
+            duration_ms=_ms(started),
+            error_class=error_class,
+            error=f"HTTP {status}" if error_class else "",
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            headers=dict(response.headers),
+        )
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+_shared: Transport | None = None
+
+
+def shared_transport() -> Transport:
+    global _shared
+    if _shared is None:
+        _shared = Transport()
+    return _shared
