@@ -39,7 +39,7 @@ def store(source, message_id, **payload):
 def test_destination_types_catalog_lists_webhook_with_presets(alice_api):
     types = alice_api.get("/api/v1/destination-types/").json()
     webhook = next(t for t in types if t["key"] == "webhook")
-    assert {s["key"] for s in webhook["settings"]} == {"url", "headers", "signing_secret"}
+    assert {s["key"] for s in webhook["settings"]} == {"url", "headers", "signing_secret", "batch"}
     assert webhook["presets"][0]["action"] == "send"
     assert alice_api.get("/api/v1/destination-types/webhook/").json()["name"] == "Webhook"
     assert alice_api.get("/api/v1/destination-types/nope/").status_code == 404
@@ -60,7 +60,9 @@ def test_destination_update_keeps_secret_and_checks_settings(alice_api, destinat
     from cdp.core.models import Destination
 
     stored = Destination.objects.get(pk=destination["id"]).settings
-    assert stored == {"url": "https://hooks.example.com/v2", "headers": {}, "signing_secret": "very-secret-value"}
+    assert stored == {
+        "url": "https://hooks.example.com/v2", "headers": {}, "signing_secret": "very-secret-value", "batch": False,
+    }  # fmt: skip
     bad = alice_api.patch(url, {"settings": {"url": "not a url"}}, format="json")
     assert bad.status_code == 400
     assert bad.json()["fields"]["settings"]["url"] == "must be an http:// or https:// URL"
@@ -256,3 +258,22 @@ def test_preview_reports_mapping_errors_by_field(alice_api, destination, subscri
     assert outcome["matched"] is True
     assert len(outcome["errors"]) == 1
     assert outcome["errors"][0].startswith("payload.n:")
+
+
+def test_destination_sources_and_delivery_options_are_configurable(alice_api, alice_workspace, source, bob_workspace):
+    foreign = Source.objects.create(workspace=bob_workspace, name="Theirs")
+    body = {
+        "workspace": alice_workspace.pk, "name": "Batched", "type": "webhook", "sources": [source.pk],
+        "settings": {"url": "https://hooks.example.com/in", "batch": True}, "batch_size": 250, "max_in_flight": 2,
+    }  # fmt: skip
+    created = alice_api.post("/api/v1/destinations/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert (created.json()["sources"], created.json()["batch_size"], created.json()["max_in_flight"]) == (
+        [source.pk],
+        250,
+        2,
+    )
+    url = f"/api/v1/destinations/{created.json()['id']}/"
+    refused = alice_api.patch(url, {"sources": [foreign.pk]}, format="json")
+    assert refused.status_code == 400
+    assert alice_api.patch(url, {"batch_size": 0}, format="json").status_code == 400

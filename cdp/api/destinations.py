@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cdp.api.access import EDIT_ROLES, Rule, WorkspaceScopedViewSet, require_role
-from cdp.core.models import Destination, Workspace
+from cdp.core.models import Destination, Source, Workspace
 from cdp.destinations import registry
 from cdp.destinations.configuration import clean_settings, public_settings
 from cdp.destinations.diff import json_diff
@@ -49,23 +49,47 @@ class DestinationTypeViewSet(viewsets.ViewSet):
         return Response(found.as_dict())
 
 
+DELIVERY_FIELDS = ["max_in_flight", "rate_limit", "batch_size", "batch_wait_seconds", "timeout_seconds", "retry_hours"]
+
+
 class DestinationSerializer(serializers.ModelSerializer):
     workspace = serializers.PrimaryKeyRelatedField(queryset=Workspace.objects.none())
     settings = serializers.JSONField(required=False)
+    sources = serializers.PrimaryKeyRelatedField(queryset=Source.objects.none(), many=True, required=False)
 
     class Meta:
         model = Destination
-        fields = ["id", "workspace", "name", "type", "settings", "enabled", "created_at", "updated_at"]
+        fields = [
+            "id", "workspace", "name", "type", "settings", "enabled", "sources", *DELIVERY_FIELDS,
+            "created_at", "updated_at",
+        ]  # fmt: skip
         read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {
+            "max_in_flight": {"min_value": 1, "max_value": 64},
+            "batch_size": {"min_value": 1, "max_value": 5000},
+            "batch_wait_seconds": {"min_value": 0, "max_value": 3600},
+            "timeout_seconds": {"min_value": 0.5, "max_value": 120},
+            "retry_hours": {"min_value": 0, "max_value": 24 * 7},
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None and request.user.is_authenticated:
             self.fields["workspace"].queryset = Workspace.objects.filter(memberships__user=request.user)
+            self.fields["sources"].child_relation.queryset = Source.objects.filter(
+                workspace__memberships__user=request.user
+            )
         if self.instance is not None and not isinstance(self.instance, list):
             self.fields["workspace"].read_only = True
             self.fields["type"].read_only = True
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        workspace = attrs.get("workspace") or getattr(self.instance, "workspace", None)
+        foreign = [s.pk for s in attrs.get("sources", []) if workspace is not None and s.workspace_id != workspace.pk]
+        if foreign:
+            raise serializers.ValidationError({"sources": f"Sources {foreign} are not in this workspace."})
+        return attrs
 
     def validate_type(self, value: str) -> str:
         if registry.get(value) is None:
@@ -133,12 +157,18 @@ class DestinationViewSet(
         data = serializer.validated_data
         require_role(self.request.user, data["workspace"], EDIT_ROLES, "add destinations")
         try:
-            serializer.instance = create_destination(
+            destination = create_destination(
                 data["workspace"], name=data["name"], type_key=data["type"], settings=data.get("settings", {}),
                 enabled=data.get("enabled", False), user=self.request.user,
             )  # fmt: skip
         except InvalidConfiguration as exc:
             raise _invalid(exc) from None
+        options = {key: data[key] for key in DELIVERY_FIELDS if key in data}
+        if options:
+            Destination.objects.filter(pk=destination.pk).update(**options)
+            destination.refresh_from_db()
+        destination.sources.set(data.get("sources", []))
+        serializer.instance = destination
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         destination = serializer.instance

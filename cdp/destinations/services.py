@@ -76,7 +76,7 @@ def create_destination(
     if errors:
         raise InvalidConfiguration({"settings": errors})
     destination = Destination.objects.create(
-        workspace=workspace, name=name, type=type_key, settings=clean, enabled=enabled
+        workspace=workspace, name=name, type=type_key, settings=clean, enabled=enabled, **dtype.delivery_defaults
     )
     for preset in dtype.presets:
         subscription = Subscription.objects.create(

@@ -24,6 +24,13 @@ WEBHOOK = register(
                 secret=True,
                 help="When set, each request carries X-CDP-Signature: t=<unix time>,v1=<HMAC-SHA256 of t.body>.",
             ),  # fmt: skip
+            SettingField(
+                "batch",
+                "Send in batches",
+                type="boolean",
+                default=False,
+                help='POST {"batch": [...]} with up to the batch size of events per request.',
+            ),
         ),
         actions=(
             Action(
