@@ -6,6 +6,7 @@ what answering needs: authenticate, check limits, parse, validate, and wait for 
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs
 import orjson
 from django.conf import settings
 
+from cdp.debugger import stages as debug_taps
 from cdp.tracking.http import (
     HttpError,
     Receive,
@@ -40,6 +42,26 @@ _SETTINGS_PATH = re.compile(r"^/v1/projects/([^/]+)/settings/?$")
 _SNIPPET_PATH = re.compile(r"^/analytics\.js/v1/([^/]+)/analytics(?:\.min)?\.js$")
 _BUNDLE_PATH = re.compile(r"^/analytics-next/bundles/([A-Za-z0-9_.\-]+\.js)$")
 _OK = orjson.dumps({"success": True})
+# Parsed batches are big (a 500 KB one is ~6,000 container objects), short-lived and acyclic: reference
+# counting frees them. With CPython's default gen-0 threshold of 700 the cyclic collector runs several
+# times while one is being parsed, promotes it, and soon traverses it again in full collections that
+# also walk everything Django loaded. Measured on ~500 KB batches: ~4 ms of ~6 ms per request went to the GC.
+_GC_GEN0_THRESHOLD = 50_000
+_gc_tuned = False
+
+
+def _tune_gc() -> None:
+    """Once per process, when the app is built (after Django and the routes are loaded): keep what is
+    loaded by now out of every future collection, and collect young objects less often."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    if 0 < gen0 < _GC_GEN0_THRESHOLD:
+        gc.set_threshold(_GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class TrackingApp:
@@ -52,6 +74,7 @@ class TrackingApp:
         self.limiter = RateLimiter()
         self.writer = IntakeWriter()
         self._files: dict[str, bytes] = {}
+        _tune_gc()
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -71,6 +94,7 @@ class TrackingApp:
             else:
                 raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
         except HttpError as exc:
+            debug_taps.refused(scope, exc)
             await respond_json(send, exc.status, exc.as_dict(), cors + exc.headers)
 
     # --- POST /v1/<endpoint> --------------------------------------------------------------
@@ -116,12 +140,16 @@ class TrackingApp:
                 [(b"retry-after", str(retry_after).encode())],
             )  # fmt: skip
         row = IntakeRow(source.id, datetime.now(UTC), endpoint, body, _client_ip(scope))
+        # The parsed batch is many times the size of its body: let it go before waiting for the commit,
+        # so that concurrent large requests hold only their bodies.
+        payload = messages = None
         try:
             await self.writer.write(row)
         except Exception:
             raise HttpError(
                 503, "unavailable", "the request could not be stored; retry", [(b"retry-after", b"1")]
             ) from None
+        debug_taps.accepted(source.id, endpoint, body, row.received_at, count, rejected)
         if rejected:
             await respond_json(send, 200, {"success": True, "accepted": count, "rejected": rejected}, cors)
         else:
@@ -129,10 +157,11 @@ class TrackingApp:
 
     def _check_batch(self, messages: list[Any], check_sizes: bool) -> list[dict[str, Any]]:
         rejected = []
+        dumps, limit = orjson.dumps, self.max_message
         for index, message in enumerate(messages):
             problem: Rejection | None = check_message(message)
-            if problem is None and check_sizes and len(orjson.dumps(message)) > self.max_message:
-                problem = too_large(self.max_message)
+            if problem is None and check_sizes and len(dumps(message)) > limit:
+                problem = too_large(limit)
             if problem is not None:
                 rejected.append({"index": index, **problem.as_dict()})
         return rejected

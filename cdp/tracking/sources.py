@@ -39,15 +39,30 @@ class SourceCache:
         self.ttl = ttl
         self.default_rate_limit = default_rate_limit
         self._entries: dict[str, tuple[float, SourceInfo | None]] = {}
+        # Lookups in flight: when an entry expires under load, the requests that arrive meanwhile share
+        # one database query instead of each starting their own (and queueing for the thread pool).
+        self._loading: dict[str, asyncio.Future[SourceInfo | None]] = {}
 
     async def get(self, write_key: str) -> SourceInfo | None:
-        if not write_key or len(write_key) > 64:
+        # No key has a NUL, and PostgreSQL refuses one in a query parameter (a 500 instead of a 401).
+        if not write_key or len(write_key) > 64 or "\x00" in write_key:
             return None
         now = time.monotonic()
         hit = self._entries.get(write_key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        info = await asyncio.to_thread(load_source, write_key, self.default_rate_limit)
+        loop = asyncio.get_running_loop()
+        loading = self._loading.get(write_key)
+        if loading is None or loading.done() or loading.get_loop() is not loop:
+            loading = self._loading[write_key] = loop.create_task(self._load(write_key, now))
+        return await asyncio.shield(loading)
+
+    async def _load(self, write_key: str, now: float) -> SourceInfo | None:
+        try:
+            info = await asyncio.to_thread(load_source, write_key, self.default_rate_limit)
+        finally:
+            if self._loading.get(write_key) is asyncio.current_task():
+                del self._loading[write_key]
         if len(self._entries) >= _MAX_CACHED_KEYS:
             self._entries.clear()
         self._entries[write_key] = (now + self.ttl, info)

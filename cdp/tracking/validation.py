@@ -14,6 +14,7 @@ EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"
 MAX_ID_LENGTH = 255
 MAX_EVENT_NAME_LENGTH = 200
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_PLAIN_TYPES = frozenset({"identify", "page", "screen"})  # no field of their own is required
 
 
 class Rejection(NamedTuple):
@@ -38,8 +39,44 @@ def identifier(value: Any) -> str | None:
     return None
 
 
+def _plainly_valid(message: dict[str, Any]) -> bool:
+    """The common case, decided in a few dictionary lookups: string ids, a known type with what it
+    needs, object fields that are objects or absent. Accepts only what the full rules accept; anything
+    else (numbers as ids, blanks, long values, odd types) goes through them for the precise reason."""
+    kind = message.get("type")
+    user_id = message.get("userId")
+    anonymous_id = message.get("anonymousId")
+    message_id = message.get("messageId")
+    if not (
+        (type(user_id) is str and 0 < len(user_id) <= MAX_ID_LENGTH and not user_id.isspace())
+        or (type(anonymous_id) is str and 0 < len(anonymous_id) <= MAX_ID_LENGTH and not anonymous_id.isspace())
+    ):
+        return False
+    if (user_id is not None and type(user_id) is not str) or (
+        anonymous_id is not None and type(anonymous_id) is not str
+    ):
+        return False
+    if len(user_id or "") > MAX_ID_LENGTH or len(anonymous_id or "") > MAX_ID_LENGTH:
+        return False
+    if message_id is not None and (type(message_id) is not str or len(message_id) > MAX_ID_LENGTH):
+        return False
+    if kind == "track":
+        name = message.get("event")
+        if type(name) is not str or not 0 < len(name) <= MAX_EVENT_NAME_LENGTH or name.isspace():
+            return False
+    elif kind not in _PLAIN_TYPES:
+        return False
+    for field in _OBJECT_FIELDS:
+        value = message.get(field)
+        if value is not None and type(value) is not dict:
+            return False
+    return True
+
+
 def check_message(message: Any) -> Rejection | None:
     """None when the message can be stored, otherwise why not."""
+    if type(message) is dict and _plainly_valid(message):
+        return None
     if not isinstance(message, dict):
         return Rejection("invalid_message", "a message must be a JSON object")
     kind = message.get("type")
