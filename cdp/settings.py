@@ -203,6 +203,15 @@ CDP_MAX_BATCH_MESSAGES = env_int("CDP_MAX_BATCH_MESSAGES", 2500, 1)
 CDP_DEFAULT_RATE_LIMIT = env_int("CDP_DEFAULT_RATE_LIMIT", 0, 0)
 CDP_WRITE_KEY_CACHE_SECONDS = env_float("CDP_WRITE_KEY_CACHE_SECONDS", 1.0, 0.0)
 CDP_CORS_ALLOWED_ORIGINS = env_list("CDP_CORS_ALLOWED_ORIGINS", ["*"])
+# Behind a reverse proxy that sets X-Forwarded-For/-Host/-Proto, and only then, trust them.
+CDP_TRUST_FORWARDED_HEADERS = env_bool("CDP_TRUST_FORWARDED_HEADERS", False)
+if CDP_TRUST_FORWARDED_HEADERS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+# The URL browsers and snippets use to reach this server, e.g. https://cdp.example.com (default: the request's).
+CDP_PUBLIC_URL = env_str("CDP_PUBLIC_URL", "").rstrip("/")
+if CDP_PUBLIC_URL and not CDP_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("CDP_PUBLIC_URL must start with http:// or https://")
 CDP_ANALYTICS_JS_DIR = Path(
     env_str("CDP_ANALYTICS_JS_DIR", str(BASE_DIR / "node_modules/@segment/analytics-next/dist/umd"))
 )

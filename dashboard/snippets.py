@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from cdp.core.models import Source
 
 
 def server_origin(request: HttpRequest) -> str:
-    return f"{request.scheme}://{request.get_host()}"
+    """Where clients reach this server: CDP_PUBLIC_URL when set, else the address the page was loaded from."""
+    return settings.CDP_PUBLIC_URL or f"{request.scheme}://{request.get_host()}"
 
 
 def browser_snippet(source: Source, origin: str) -> str:

@@ -356,3 +356,27 @@ def test_concurrent_requests_are_each_committed_before_their_answer(api, source)
     assert answers == [(200, 1)] * len(sent)
     process_pending()
     assert set(stored(source)) == {m["messageId"] for m in sent}
+
+
+def test_settings_ignore_forwarded_headers_unless_trusted(api, source):
+    forged = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "javascript"}
+    response = api.get(f"/v1/projects/{source.write_key}/settings", headers=forged)
+    assert response.status_code == 200
+    segment = response.json()["integrations"]["Segment.io"]
+    assert segment["apiHost"].startswith("127.0.0.1:")
+    assert segment["protocol"] == "http"
+
+
+def test_settings_refuse_a_host_the_server_does_not_answer_to(api, source):
+    response = api.get(f"/v1/projects/{source.write_key}/settings", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_host"
+
+
+def test_forwarded_for_is_the_client_address_only_when_trusted():
+    # (uvicorn itself applies X-Forwarded-For from its --forwarded-allow-ips, loopback by default.)
+    from cdp.tracking.app import _client_ip
+
+    scope = {"headers": [(b"x-forwarded-for", b"203.0.113.9, 10.0.0.1")], "client": ("198.51.100.7", 5000)}
+    assert _client_ip(scope, trust_forwarded=False) == "198.51.100.7"
+    assert _client_ip(scope, trust_forwarded=True) == "203.0.113.9"

@@ -12,10 +12,11 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from cdp.debugger import stages as debug_taps
 from cdp.tracking.http import (
@@ -70,6 +71,7 @@ class TrackingApp:
         self.max_message = settings.CDP_MAX_MESSAGE_BYTES
         self.max_batch = settings.CDP_MAX_BATCH_MESSAGES
         self.cors = settings.CDP_CORS_ALLOWED_ORIGINS
+        self.trust_forwarded = settings.CDP_TRUST_FORWARDED_HEADERS
         self.sources = SourceCache(settings.CDP_WRITE_KEY_CACHE_SECONDS, settings.CDP_DEFAULT_RATE_LIMIT)
         self.limiter = RateLimiter()
         self.writer = IntakeWriter()
@@ -139,7 +141,7 @@ class TrackingApp:
                 429, "rate_limited", f"this source may send {source.rate_limit} events per second",
                 [(b"retry-after", str(retry_after).encode())],
             )  # fmt: skip
-        row = IntakeRow(source.id, datetime.now(UTC), endpoint, body, _client_ip(scope))
+        row = IntakeRow(source.id, datetime.now(UTC), endpoint, body, _client_ip(scope, self.trust_forwarded))
         # The parsed batch is many times the size of its body: let it go before waiting for the commit,
         # so that concurrent large requests hold only their bodies.
         payload = messages = None
@@ -225,18 +227,36 @@ def _query_write_key(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
-def _client_ip(scope: Scope) -> str:
-    forwarded = header(scope, b"x-forwarded-for")
+def _client_ip(scope: Scope, trust_forwarded: bool) -> str:
+    forwarded = header(scope, b"x-forwarded-for") if trust_forwarded else None
     if forwarded:
         return forwarded.split(b",")[0].strip().decode(errors="replace")[:64]
     client = scope.get("client")
     return client[0] if client else ""
 
 
+def public_origin(scope: Scope) -> tuple[str, str]:
+    """(protocol, host) browsers should send to: CDP_PUBLIC_URL when set; otherwise the request's
+    own, with X-Forwarded-* only behind a trusted proxy. The host must be an allowed host, so a forged
+    Host header cannot make a cached settings answer point browsers elsewhere."""
+    if settings.CDP_PUBLIC_URL:
+        parts = urlsplit(settings.CDP_PUBLIC_URL)
+        return parts.scheme, parts.netloc
+    trusted = settings.CDP_TRUST_FORWARDED_HEADERS
+    forwarded_host = header(scope, b"x-forwarded-host") if trusted else None
+    host = (forwarded_host or header(scope, b"host") or b"").decode(errors="replace").split(",")[0].strip()
+    if not host or not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+        raise HttpError(400, "invalid_host", f"the host {host!r} is not one this server answers to (CDP_ALLOWED_HOSTS)")
+    forwarded_proto = header(scope, b"x-forwarded-proto") if trusted else None
+    proto = (forwarded_proto or scope.get("scheme", "http").encode()).decode(errors="replace").strip().lower()
+    if proto not in ("http", "https"):
+        raise HttpError(400, "invalid_protocol", "the forwarded protocol must be http or https")
+    return proto, host
+
+
 def _browser_settings(scope: Scope, write_key: str) -> dict[str, Any]:
     """What analytics.js needs to send to us, and nothing that makes it call anyone else."""
-    host = (header(scope, b"x-forwarded-host") or header(scope, b"host") or b"localhost").decode(errors="replace")
-    proto = (header(scope, b"x-forwarded-proto") or scope.get("scheme", "http").encode()).decode()
+    proto, host = public_origin(scope)
     return {
         "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": f"{host}/v1", "protocol": proto}},
         "plan": {"track": {"__default": {"enabled": True}}, "identify": {"__default": {"enabled": True}}},
