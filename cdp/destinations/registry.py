@@ -5,7 +5,11 @@ from __future__ import annotations
 from cdp.destinations.framework import DestinationType
 
 _TYPES: dict[str, DestinationType] = {}
-_BUILTIN = ["cdp.destinations.types.webhook"]
+_BUILTIN = [
+    "cdp.destinations.types.webhook",
+    "cdp.destinations.types.s3_archive",
+    "cdp.destinations.types.warehouse",
+]
 
 
 def register(destination_type: DestinationType) -> DestinationType:
