@@ -51,7 +51,7 @@ class Lane:
 
 class Breaker:
     """Opens after `threshold` consecutive retryable failures, for `cooldown` seconds; one probe
-    request then decides whether it closes again."""
+    request then decides whether it closes again (a success) or opens at once (a failure)."""
 
     def __init__(self, destination_id: int) -> None:
         self.failures_key = f"cdp:breaker:{destination_id}:failures"
@@ -63,6 +63,14 @@ class Breaker:
         except redis.RedisError:
             return False
 
+    def probing(self) -> bool:
+        """Whether one more failure opens it: the next request is a probe."""
+        try:
+            failures = int(client().get(self.failures_key) or 0)
+        except redis.RedisError:
+            return False
+        return 0 < failures >= settings.CDP_BREAKER_THRESHOLD - 1
+
     def record(self, successes: int, failures: int) -> None:
         try:
             if successes:
@@ -73,6 +81,7 @@ class Breaker:
                 client().expire(self.failures_key, 3600)
                 if count >= settings.CDP_BREAKER_THRESHOLD:
                     client().set(self.open_key, 1, ex=max(1, int(settings.CDP_BREAKER_COOLDOWN_SECONDS)))
-                    client().delete(self.failures_key)
+                    # After the cooldown one more failure is enough to open it again.
+                    client().set(self.failures_key, settings.CDP_BREAKER_THRESHOLD - 1, ex=3600)
         except redis.RedisError:
             pass

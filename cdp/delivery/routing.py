@@ -4,7 +4,7 @@ matches becomes a delivery with the mapped payload. Whatever does not go is coun
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +84,35 @@ def route_events(events: list[RoutableEvent]) -> set[int]:
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=500)
     _count_filtered(filtered, timezone.now())
     return {d.destination_id for d in deliveries if d.status == Status.PENDING}
+
+
+@dataclass
+class DestinationRouting:
+    created: int = 0
+    existing: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)
+
+
+def route_to_destination(events: list[RoutableEvent], destination: Destination) -> DestinationRouting:
+    """Route events to this one destination only (replays), whether or not it was connected when they
+    arrived. Idempotent: an event that already has its delivery for a subscription gets no second one.
+    Filtered events are reported, not added to the hourly filtered counts: routing counted them when
+    they first arrived."""
+    routed = DestinationRouting()
+    deliveries: list[Delivery] = []
+    for event in events:
+        reason = _route_one(event, destination, deliveries)
+        if reason:
+            routed.filtered[reason] += 1
+    existing = set(
+        Delivery.objects.filter(destination=destination, event_id__in={d.event_id for d in deliveries}).values_list(
+            "subscription_id", "event_id"
+        )
+    )
+    new = [d for d in deliveries if (d.subscription_id, d.event_id) not in existing]
+    Delivery.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    routed.created, routed.existing = len(new), len(deliveries) - len(new)
+    return routed
 
 
 def _route_one(event: RoutableEvent, destination: Destination, out: list[Delivery]) -> str:
