@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -89,7 +90,11 @@ class DeliveryAttempt(models.Model):
     class Meta:
         db_table = "cdp_delivery_attempt"
         ordering = ["delivery_id", "number"]
-        indexes = [models.Index(fields=["delivery", "number"], name="attempt_delivery_number")]
+        indexes = [
+            models.Index(fields=["delivery", "number"], name="attempt_delivery_number"),
+            # Metrics count retried attempts per window; a partial index keeps that cheap to maintain.
+            models.Index(fields=["started_at"], condition=Q(outcome="retry"), name="attempt_retry_time"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery #{self.delivery_id}: {self.outcome}"
@@ -109,3 +114,46 @@ class FilteredCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.destination_id} {self.hour:%Y-%m-%d %H}h {self.reason}: {self.count}"
+
+
+class JobKind(models.TextChoices):
+    REDRIVE = "redrive", "Re-drive dead letters"
+    REPLAY = "replay", "Replay stored events"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Job(models.Model):
+    """A re-drive or a replay, worked through in chunks at a capped rate: who asked for what, and how far
+    it got. `cursor` (the last id worked through) lets a killed worker's job resume where it stopped."""
+
+    workspace = models.ForeignKey("core.Workspace", on_delete=models.CASCADE, related_name="delivery_jobs")
+    destination = models.ForeignKey(
+        "core.Destination", null=True, blank=True, on_delete=models.SET_NULL, related_name="delivery_jobs"
+    )
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    parameters = models.JSONField(default=dict, help_text="The selection, as asked for.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Rows selected when the job was made.")
+    done = models.PositiveIntegerField(default=0, help_text="Rows worked through so far.")
+    result = models.JSONField(default=dict, help_text="What became of the rows worked through, by outcome.")
+    error = models.TextField(blank=True, default="")
+    cursor = models.BigIntegerField(default=0)
+    up_to_id = models.BigIntegerField(default=0, help_text="The selection ends at this id: later rows are not in it.")
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "cdp_delivery_job"
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="job_workspace_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job #{self.pk} ({self.status}, {self.done}/{self.total})"
