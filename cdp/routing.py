@@ -1,5 +1,7 @@
-"""Websocket routes; the live debugger adds its consumers here."""
+"""Websocket routes."""
 
 from django.urls import URLPattern
 
-websocket_urlpatterns: list[URLPattern] = []
+from cdp.debugger.routing import websocket_urlpatterns as debugger_urlpatterns
+
+websocket_urlpatterns: list[URLPattern] = [*debugger_urlpatterns]

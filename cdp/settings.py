@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "cdp.processing",
     "cdp.destinations",
     "cdp.delivery",
+    "cdp.debugger",
     "cdp.api",
     "dashboard",
 ]
@@ -136,12 +137,23 @@ CELERY_BEAT_SCHEDULE = {
     "process-intake": {"task": "cdp.processing.tasks.process_intake", "schedule": _SWEEP_SECONDS},
     "purge-intake": {"task": "cdp.processing.tasks.purge_intake", "schedule": 3600.0},
     "sweep-deliveries": {"task": "cdp.delivery.tasks.sweep_deliveries", "schedule": _SWEEP_SECONDS},
+    "resume-delivery-jobs": {"task": "cdp.delivery.jobs.resume_jobs", "schedule": 60.0},
 }
-CELERY_TASK_ROUTES = {"cdp.delivery.tasks.deliver_destination": {"queue": "delivery"}}
+# Re-drive and replay jobs live outside the `tasks` modules Celery discovers.
+CELERY_IMPORTS = ["cdp.delivery.jobs"]
+CELERY_TASK_ROUTES = {
+    "cdp.delivery.tasks.deliver_destination": {"queue": "delivery"},
+    "cdp.delivery.jobs.run_job": {"queue": "delivery"},
+}
 
 CHANNEL_LAYER_BACKEND = env_str("CDP_CHANNEL_LAYER", "redis")
 if CHANNEL_LAYER_BACKEND == "redis":
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # redis-py 8 reads with a 5 s timeout by default, exactly channels_redis's blocking pop: an idle
+    # websocket's receive then fails at random. Reads must be allowed to wait longer than the pop.
+    _channel_host = {"address": REDIS_URL, "socket_timeout": 30}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [_channel_host]}}
+    }
 elif CHANNEL_LAYER_BACKEND == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:
@@ -184,6 +196,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Workspaces, sources and stored events. Authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets on fields of the same name need their own names.
+    "ENUM_NAME_OVERRIDES": {
+        "SourceKindEnum": "cdp.core.models.SourceKind",
+        "JobKindEnum": "cdp.delivery.models.JobKind",
+        "JobStatusEnum": "cdp.delivery.models.JobStatus",
+    },
 }
 
 LOGGING = {
@@ -229,4 +247,7 @@ CDP_RETRY_MAX_DELAY_SECONDS = env_float("CDP_RETRY_MAX_DELAY_SECONDS", 3600.0, 0
 CDP_BREAKER_THRESHOLD = env_int("CDP_BREAKER_THRESHOLD", 20, 1)
 CDP_BREAKER_COOLDOWN_SECONDS = env_float("CDP_BREAKER_COOLDOWN_SECONDS", 30.0, 1.0)
 CDP_DELIVERY_TIME_BUDGET_SECONDS = env_float("CDP_DELIVERY_TIME_BUDGET_SECONDS", 20.0, 1.0)
+# Rows per second a re-drive or replay job works through (dead letters re-driven, events replayed).
 CDP_REDRIVE_RATE = env_int("CDP_REDRIVE_RATE", 200, 1)
+# Bearer token /metrics asks for; empty leaves /metrics open, for scrapers on a private network.
+CDP_METRICS_TOKEN = env_str("CDP_METRICS_TOKEN", "")

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import views
+from dashboard import debugger, views
 
 app_name = "dashboard"
 
@@ -18,4 +18,13 @@ urlpatterns = [
     path("w/<slug:slug>/sources/new/", views.source_new, name="source-new"),
     path("w/<slug:slug>/sources/<int:source_id>/", views.source_detail, name="source"),
     path("w/<slug:slug>/sources/<int:source_id>/rotate-key/", views.rotate_key, name="rotate-key"),
+    path("w/<slug:slug>/debugger/", debugger.debugger_index, name="debugger"),
+    path("w/<slug:slug>/sources/<int:source_id>/debugger/", debugger.source_debugger, name="source-debugger"),
+    path(
+        "w/<slug:slug>/destinations/<int:destination_id>/debugger/",
+        debugger.destination_debugger,
+        name="destination-debugger",
+    ),
+    path("w/<slug:slug>/xray/", debugger.xray_lookup, name="xray"),
+    path("w/<slug:slug>/events/<int:event_id>/xray/", debugger.event_xray, name="event-xray"),
 ]

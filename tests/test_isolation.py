@@ -7,15 +7,19 @@ added without a line here, so a new view cannot skip this check.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import URLPattern, URLResolver, reverse
 
 import dashboard.urls
 from cdp.api.urls import router
 from cdp.core.models import Destination, Membership, Role, Source, Workspace
+from cdp.delivery.models import Delivery, Job
 from cdp.destinations.models import Subscription
 from tests.conftest import api_client_for
 from tests.support.data import make_event, make_rejected
+from tests.support.jobs import make_dead_letter
 
 pytestmark = pytest.mark.django_db
 
@@ -42,10 +46,12 @@ def alice_objects(source):
         "rejected": make_rejected(source).pk,
         "destination": destination.pk,
         "subscription": subscription.pk,
+        "dead_letter": make_dead_letter(destination, subscription=subscription).pk,
+        "job": Job.objects.create(workspace=source.workspace, destination=destination, kind="replay").pk,
     }
 
 
-OBJECT_KINDS = ["workspace", "source", "event", "rejected", "destination", "subscription"]
+OBJECT_KINDS = ["workspace", "source", "event", "rejected", "destination", "subscription", "dead_letter", "job"]
 
 
 def missing_objects():
@@ -53,6 +59,8 @@ def missing_objects():
 
 
 # --- API -------------------------------------------------------------------------------------------
+
+REPLAY_BODY = {"source": 1, "since": "2026-01-01T00:00:00Z"}
 
 # (route name, method, URL, JSON body)
 API_OBJECT_CASES = [
@@ -64,6 +72,7 @@ API_OBJECT_CASES = [
     ("source-detail", "put", "/api/v1/sources/{source}/", {"name": "Mine now", "enabled": False}),
     ("source-rotate-key", "post", "/api/v1/sources/{source}/rotate_key/", None),
     ("event-detail", "get", "/api/v1/events/{event}/", None),
+    ("xray-event", "get", "/api/v1/events/{event}/xray/", None),
     ("rejected-message-detail", "get", "/api/v1/rejected-messages/{rejected}/", None),
     ("destination-detail", "get", "/api/v1/destinations/{destination}/", None),
     ("destination-detail", "patch", "/api/v1/destinations/{destination}/", {"enabled": True}),
@@ -77,6 +86,11 @@ API_OBJECT_CASES = [
     ("subscription-diff", "get", "/api/v1/subscriptions/{subscription}/diff/?from=1", None),
     ("subscription-restore", "post", "/api/v1/subscriptions/{subscription}/restore/", {"version": 1}),
     ("subscription-what-if", "post", "/api/v1/subscriptions/{subscription}/what-if/", {"limit": 5}),
+    ("destination-delivery-metrics", "get", "/api/v1/destinations/{destination}/metrics/", None),
+    ("destination-delivery-replay", "post", "/api/v1/destinations/{destination}/replay/", REPLAY_BODY),
+    ("dead-letter-detail", "get", "/api/v1/dead-letters/{dead_letter}/", None),
+    ("dead-letter-redrive", "post", "/api/v1/dead-letters/{dead_letter}/redrive/", None),
+    ("job-detail", "get", "/api/v1/jobs/{job}/", None),
 ]
 
 # Routes that are the same for every user (a catalog), so there is nothing of another workspace to find.
@@ -96,6 +110,11 @@ API_LIST_CASES = [
     ("destination-list", "/api/v1/destinations/", {"workspace": "{workspace}"}, "destination"),
     ("subscription-list", "/api/v1/subscriptions/", {}, "subscription"),
     ("subscription-list", "/api/v1/subscriptions/", {"destination": "{destination}"}, "subscription"),
+    ("dead-letter-list", "/api/v1/dead-letters/", {}, "dead_letter"),
+    ("dead-letter-list", "/api/v1/dead-letters/", {"destination": "{destination}"}, "dead_letter"),
+    ("job-list", "/api/v1/jobs/", {}, "job"),
+    ("job-list", "/api/v1/jobs/", {"workspace": "{workspace}"}, "job"),
+    ("job-list", "/api/v1/jobs/", {"destination": "{destination}"}, "job"),
 ]
 
 
@@ -134,6 +153,8 @@ def test_api_list_holds_nothing_of_another_workspace(bob_api, bob_workspace, ali
     make_rejected(bob_source)
     bob_destination = Destination.objects.create(workspace=bob_workspace, name="Bob's hook", type="webhook")
     Subscription.objects.create(destination=bob_destination, name="Bob's", action="send", trigger="true", mapping={})
+    make_dead_letter(bob_destination)
+    Job.objects.create(workspace=bob_workspace, destination=bob_destination, kind="redrive")
     response = bob_api.get(url, {key: value.format(**alice_objects) for key, value in query.items()})
     assert response.status_code == 200
     listed = {row["id"] for row in response.json()["results"]}
@@ -148,6 +169,18 @@ def test_api_cannot_create_a_source_in_another_workspace(bob_api, bob_workspace,
     assert response.status_code == 400
     assert response.json()["fields"]["workspace"] == [f"You have no workspace with id {alice_objects['workspace']}."]
     assert not Source.objects.filter(name="Sneaky").exists()
+
+
+@pytest.mark.parametrize("field", ["destination", "workspace"])
+def test_api_cannot_redrive_dead_letters_of_another_workspace(bob_api, bob_workspace, alice_objects, field):
+    before = snapshot(alice_objects)
+    theirs = bob_api.post("/api/v1/dead-letters/redrive/", {field: alice_objects[field]})
+    missing = bob_api.post("/api/v1/dead-letters/redrive/", {field: MISSING})
+    assert theirs.status_code == missing.status_code == 400
+    assert theirs.json() == json.loads(json.dumps(missing.json()).replace(str(MISSING), str(alice_objects[field])))
+    everything = bob_api.post("/api/v1/dead-letters/redrive/", {})
+    assert (everything.status_code, everything.json()["workspace"]) == (202, bob_workspace.pk)
+    assert snapshot(alice_objects) == before
 
 
 def test_api_superuser_outside_the_workspace_still_gets_404(bob, bob_api, alice_objects):
@@ -172,6 +205,8 @@ def snapshot(objects):
         Source.objects.values("name", "enabled", "write_key").get(pk=objects["source"]),
         list(Destination.objects.filter(workspace_id=objects["workspace"]).values("id", "name", "enabled")),
         list(Subscription.objects.filter(destination_id=objects["destination"]).values("id", "enabled", "version")),
+        list(Delivery.objects.filter(destination_id=objects["destination"]).values("id", "status", "payload")),
+        list(Job.objects.filter(workspace_id=objects["workspace"]).values("id", "status")),
     )
 
 
@@ -187,6 +222,14 @@ DASHBOARD_CASES = [
     ("source", "get", {"slug": "{bob_slug}", "source_id": "{source}"}),  # alice's source under bob's workspace
     ("rotate-key", "post", {"slug": "{slug}", "source_id": "{source}"}),
     ("rotate-key", "post", {"slug": "{bob_slug}", "source_id": "{source}"}),
+    ("debugger", "get", {"slug": "{slug}"}),
+    ("source-debugger", "get", {"slug": "{slug}", "source_id": "{source}"}),
+    ("source-debugger", "get", {"slug": "{bob_slug}", "source_id": "{source}"}),
+    ("destination-debugger", "get", {"slug": "{slug}", "destination_id": "{destination}"}),
+    ("destination-debugger", "get", {"slug": "{bob_slug}", "destination_id": "{destination}"}),
+    ("xray", "get", {"slug": "{slug}"}),
+    ("event-xray", "get", {"slug": "{slug}", "event_id": "{event}"}),
+    ("event-xray", "get", {"slug": "{bob_slug}", "event_id": "{event}"}),
 ]
 
 

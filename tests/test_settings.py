@@ -56,6 +56,6 @@ def test_settings_default_is_sqlite_in_wal_mode():
 
 def test_settings_redis_url_feeds_broker_and_channel_layer():
     broker = _load("CELERY_BROKER_URL", REDIS_URL="redis://cache:6380/2")
-    layer = _load("CHANNEL_LAYERS['default']['CONFIG']['hosts']", REDIS_URL="redis://cache:6380/2")
+    layer = _load("CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address']", REDIS_URL="redis://cache:6380/2")
     assert broker.stdout.strip() == "redis://cache:6380/2", broker.stderr
-    assert layer.stdout.strip() == "['redis://cache:6380/2']", layer.stderr
+    assert layer.stdout.strip() == "redis://cache:6380/2", layer.stderr

@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from cdp.debugger import stages as debug_taps
 from cdp.delivery.routing import RoutableEvent, route_events
 from cdp.delivery.tasks import poke
 from cdp.processing.models import RejectedMessage
@@ -157,6 +158,7 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
     result.stored = len(result.stored_event_ids)
     result.duplicates = sum(len(p.events) for p in collected.values()) - result.stored
     result.rejected = sum(len(p.rejects) for p in collected.values())
+    debug_taps.processed(collected, inserted)
     return result
 
 
