@@ -41,6 +41,8 @@ async def open_stream(user, path: str) -> tuple[WebsocketCommunicator, bool, int
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
     communicator.scope["user"] = user
     connected, code = await communicator.connect(timeout=TIMEOUT)
+    if not connected:  # as the server does after a refused handshake: the consumer must then end
+        await communicator.disconnect(timeout=TIMEOUT)
     return communicator, connected, code
 
 
@@ -207,6 +209,7 @@ def test_consumer_cuts_off_a_member_who_is_removed(alice, source, make_user, mon
         await next_message(communicator)
         await sync_to_async(membership.delete)()
         assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+        await communicator.disconnect(timeout=TIMEOUT)
 
     run(scenario)
 
@@ -244,6 +247,7 @@ def test_consumer_through_the_asgi_app_takes_the_session_cookie(alice, source):
         await logged_in.disconnect()
         anonymous = WebsocketCommunicator(application, f"/ws/debug/sources/{other.pk}/", headers)
         assert (await anonymous.connect(timeout=TIMEOUT)) == (False, 4401)
+        await anonymous.disconnect(timeout=TIMEOUT)
         foreign = WebsocketCommunicator(
             application, f"/ws/debug/sources/{other.pk}/", [(b"origin", b"http://evil.example")]
         )

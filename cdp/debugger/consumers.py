@@ -70,20 +70,20 @@ class DebugConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=orjson.dumps({"kind": "backlog", "items": items}, default=str).decode())
 
     async def disconnect(self, code: int) -> None:
-        if not self.group_name:
-            return
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-        await self.channel_layer.group_discard(self.group_name, self.channel_name)
-        # channels_redis waits for messages with a blocking pop that redis-py may not let go of when the
-        # wait is cancelled (redis/redis-py#2028): the consumer then never ends and a server with viewers
-        # never finishes a graceful shutdown. A message of our own ends that wait.
+        if self.group_name:
+            if self._keepalive is not None:
+                self._keepalive.cancel()
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            if self._redis is not None:
+                with contextlib.suppress(Exception):
+                    await watch.unmark(self._redis, self.group_name, self.channel_name)
+                await self._redis.aclose()
+        # Refused or not, the consumer waits on the channel layer. channels_redis waits with a blocking pop
+        # that redis-py may not let go of when the wait is cancelled (redis/redis-py#2028): the consumer
+        # would never end, and a server with viewers would never finish a graceful shutdown. A message of
+        # our own ends that wait.
         with contextlib.suppress(Exception):
             await self.channel_layer.send(self.channel_name, {"type": "debug.closed"})
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await watch.unmark(self._redis, self.group_name, self.channel_name)
-            await self._redis.aclose()
 
     async def debug_event(self, message: dict[str, Any]) -> None:
         """Items from the taps, already encoded once for every viewer."""

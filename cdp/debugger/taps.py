@@ -85,7 +85,6 @@ class Taps:
         # None until the first read from Redis: meanwhile everything is buffered and the flush sorts it out.
         self._watched: frozenset[str] | None = None
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
         self._redis: redis.Redis | None = None
         self._consumers_loop: asyncio.AbstractEventLoop | None = None
         self._warned_at = -60.0
@@ -145,8 +144,7 @@ class Taps:
                     self._deliver(loop, messages)
             except Exception as exc:  # the taps must outlive any bug or outage; the viewers only miss items
                 self._warn(f"debugger taps: flush failed: {exc!r}")
-            self._wake.wait(self.flush_seconds)
-            self._wake.clear()
+            time.sleep(self.flush_seconds)
 
     def refresh(self) -> None:
         """Read the watched groups from Redis; when Redis cannot answer, nobody is watching."""

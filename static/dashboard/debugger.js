@@ -94,7 +94,9 @@
       row = { key: key, item: item, tr: document.createElement("tr") };
       row.tr.dataset.testid = "debug-row";
       row.tr.dataset.key = key;
+      row.tr.tabIndex = 0;
       row.tr.addEventListener("click", function () { select(row); });
+      row.tr.addEventListener("keydown", function (event) { if (event.key === "Enter") select(row); });
       rows.set(key, row);
       render(row);
       tbody.insertBefore(row.tr, tbody.firstChild);
@@ -231,7 +233,7 @@
   }
 
   function xrayUrl(item) {
-    if (item.eventId) return root.dataset.eventXray.replace("/0/", "/" + item.eventId + "/");
+    if (item.eventId) return root.dataset.eventXray.replace(/\/0\/xray\/$/, "/" + item.eventId + "/xray/");
     if (root.dataset.xrayLookup && item.messageId) return root.dataset.xrayLookup + encodeURIComponent(item.messageId);
     return "";
   }
