@@ -86,6 +86,22 @@ def test_taps_message_keeps_the_newest_items_and_counts_the_rest():
     assert message["dropped"] == 3
 
 
+def test_taps_flush_a_group_under_pressure_half_as_often():
+    busy, quiet = source_group(1), source_group(2)
+    taps = quiet_taps({busy, quiet}, max_items=2, flush_seconds=0.4)
+    for group, count in ((busy, 5), (quiet, 1)):
+        for number in range(count):
+            taps.publish(group, {"n": number})
+    assert set(taps.take()) == {busy, quiet}
+
+    time.sleep(0.32)  # the quiet group is due after 0.3 s, the busy one after 0.7 s
+    taps.publish(busy, {"n": 5})
+    taps.publish(quiet, {"n": 1})
+    assert set(taps.take()) == {quiet}
+    time.sleep(0.45)
+    assert decoded(taps.take()[busy])["items"] == [{"n": 5}]
+
+
 def test_taps_count_a_failing_builder_as_dropped_instead_of_raising():
     taps = quiet_taps({GROUP})
     taps.publish(GROUP, lambda limit: 1 / 0, count=4)

@@ -6,7 +6,8 @@ Watching must never slow ingestion, hence:
 - With a viewer, it appends to a bounded in-memory buffer and returns. Items may be given as a
   builder (a callable returning the newest items, at most as many as asked for), so parsing and
   shaping happen on the background thread, and only for what is shown.
-- The same thread flushes each group a few times a second as ONE message carrying many items,
+- The same thread flushes each group a few times a second (every FLUSH_SECONDS; twice that while the
+  group has more than a message carries) as ONE message of at most MAX_ITEMS items, the newest,
   encoded to JSON once for every viewer. What does not fit (a full buffer, more items than a message
   carries) is dropped and counted; the count travels with the next message as `dropped`.
 """
@@ -81,6 +82,7 @@ class Taps:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._buffers: dict[str, _Buffer] = {}
+        self._due: dict[str, float] = {}  # group -> when its next message may go (monotonic clock)
         self._unresolved: deque[tuple[Callable[[], str | None], Item | Builder, int]] = deque(maxlen=200)
         # None until the first read from Redis: meanwhile everything is buffered and the flush sorts it out.
         self._watched: frozenset[str] | None = None
@@ -157,17 +159,26 @@ class Taps:
             self._watched = frozenset()
 
     def take(self) -> dict[str, dict[str, Any]]:
-        """Empty the buffers into one channel-layer message per watched group."""
+        """Empty the buffers of the groups due into one channel-layer message per watched group. A group
+        whose last message was full (more going on than is shown) is due half as often: under pressure
+        the cost of watching halves, while a quiet stream stays as quick as it can be."""
         resolved = self._resolve()
+        now = time.monotonic()
         with self._lock:
-            buffers, self._buffers = self._buffers, {}
-        for group, entry in resolved:
-            buffers.setdefault(group, _Buffer()).entries.append(entry)
+            for group, entry in resolved:
+                self._buffers.setdefault(group, _Buffer()).entries.append(entry)
+            due = {group: buffer for group, buffer in self._buffers.items() if self._due.get(group, 0.0) <= now}
+            for group in due:
+                del self._buffers[group]
         watched = self._watched or frozenset()
         messages = {}
-        for group, buffer in buffers.items():
+        for group, buffer in due.items():
             if group in watched:
-                messages[group] = self._message(buffer)
+                messages[group], full = self._message(buffer)
+                # a little early, so that the tick that comes at the interval is not missed by a hair
+                self._due[group] = now + self.flush_seconds * (2 if full else 1) - self.flush_seconds / 4
+            else:
+                self._due.pop(group, None)
         return messages
 
     def _resolve(self) -> list[tuple[str, tuple[Item | Builder, int]]]:
@@ -183,8 +194,9 @@ class Taps:
                 resolved.append((group, (item, count)))
         return resolved
 
-    def _message(self, buffer: _Buffer) -> dict[str, Any]:
-        """Newest items first until the message is full; everything older is counted as dropped."""
+    def _message(self, buffer: _Buffer) -> tuple[dict[str, Any], bool]:
+        """Newest items first until the message is full (said by the second value); everything older is
+        counted as dropped."""
         dropped = buffer.dropped
         chunks: list[list[Item]] = []
         room = self.max_items
@@ -203,7 +215,7 @@ class Taps:
             room -= len(items)
         items = [item for chunk in reversed(chunks) for item in chunk]
         text = orjson.dumps({"kind": "live", "items": items, "dropped": dropped}, default=str).decode()
-        return {"type": MESSAGE_TYPE, "text": text}
+        return {"type": MESSAGE_TYPE, "text": text}, room <= 0
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop of this process's consumers: the in-memory channel layer (CDP_CHANNEL_LAYER=memory,
