@@ -6,8 +6,13 @@ fields. Nothing in the core code branches on a type's key.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
+
+# The trigger of actions that take every call, and the mapping of a field that takes the whole event.
+EVERY_EVENT_TRIGGER = 'type in ["identify", "track", "page", "screen", "group", "alias"]'
+WHOLE_EVENT = {"@path": "$"}
 
 SETTING_TYPES = frozenset({"string", "text", "url", "number", "integer", "boolean", "select", "object"})
 
@@ -58,7 +63,8 @@ class Action:
     batchable: bool = False
 
     def default_mapping(self) -> dict[str, Any]:
-        return {f.key: f.default for f in self.fields if f.default is not None}
+        # Copies: a saved subscription must never share (and change) a type's declared defaults.
+        return {f.key: copy.deepcopy(f.default) for f in self.fields if f.default is not None}
 
     def as_dict(self) -> dict[str, Any]:
         return {

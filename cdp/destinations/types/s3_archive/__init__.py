@@ -1,6 +1,13 @@
 """S3 archive: raw events as gzipped NDJSON objects in an S3 bucket or an S3-compatible store."""
 
-from cdp.destinations.framework import Action, ActionField, DestinationType, SettingField
+from cdp.destinations.framework import (
+    EVERY_EVENT_TRIGGER,
+    WHOLE_EVENT,
+    Action,
+    ActionField,
+    DestinationType,
+    SettingField,
+)
 from cdp.destinations.registry import register
 
 S3_ARCHIVE = register(
@@ -46,11 +53,11 @@ S3_ARCHIVE = register(
                         "Event",
                         type="object",
                         required=True,
-                        default={"@path": "$"},
+                        default=WHOLE_EVENT,
                         help="The JSON written as one line; by default the whole normalised event.",
                     ),  # fmt: skip
                 ),
-                default_trigger='type in ["identify", "track", "page", "screen", "group", "alias"]',
+                default_trigger=EVERY_EVENT_TRIGGER,
                 batchable=True,
             ),
         ),

@@ -1,6 +1,13 @@
 """PostgreSQL warehouse: events loaded in batches into tables, a schema per source (Redshift-ready SQL)."""
 
-from cdp.destinations.framework import Action, ActionField, DestinationType, SettingField
+from cdp.destinations.framework import (
+    EVERY_EVENT_TRIGGER,
+    WHOLE_EVENT,
+    Action,
+    ActionField,
+    DestinationType,
+    SettingField,
+)
 from cdp.destinations.registry import register
 
 POSTGRES_WAREHOUSE = register(
@@ -51,11 +58,11 @@ POSTGRES_WAREHOUSE = register(
                         "Event",
                         type="object",
                         required=True,
-                        default={"@path": "$"},
+                        default=WHOLE_EVENT,
                         help="A Segment event (type, messageId, …); by default the whole normalised event.",
                     ),  # fmt: skip
                 ),
-                default_trigger='type in ["identify", "track", "page", "screen", "group", "alias"]',
+                default_trigger=EVERY_EVENT_TRIGGER,
                 batchable=True,
             ),
         ),

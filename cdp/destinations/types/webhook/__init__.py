@@ -1,6 +1,13 @@
 """Webhook: POST the mapped event as JSON to a URL of the user's, optionally signed."""
 
-from cdp.destinations.framework import Action, ActionField, DestinationType, SettingField
+from cdp.destinations.framework import (
+    EVERY_EVENT_TRIGGER,
+    WHOLE_EVENT,
+    Action,
+    ActionField,
+    DestinationType,
+    SettingField,
+)
 from cdp.destinations.registry import register
 
 WEBHOOK = register(
@@ -43,11 +50,11 @@ WEBHOOK = register(
                         "Payload",
                         type="object",
                         required=True,
-                        default={"@path": "$"},
+                        default=WHOLE_EVENT,
                         help="The JSON body; by default the whole event.",
                     ),  # fmt: skip
                 ),
-                default_trigger='type in ["identify", "track", "page", "screen", "group", "alias"]',
+                default_trigger=EVERY_EVENT_TRIGGER,
                 batchable=True,
             ),
         ),
