@@ -1,7 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import debugger, views
+from dashboard import debugger, deliveries, destinations, mappings, people, views
+from dashboard.placeholders import placeholder
 
 app_name = "dashboard"
 
@@ -27,4 +28,20 @@ urlpatterns = [
     ),
     path("w/<slug:slug>/xray/", debugger.xray_lookup, name="xray"),
     path("w/<slug:slug>/events/<int:event_id>/xray/", debugger.event_xray, name="event-xray"),
+    *destinations.urlpatterns,
+    *mappings.urlpatterns,
+    *deliveries.urlpatterns,
+    *people.urlpatterns,
+]
+
+# Each area's page replaces its placeholder by defining the same URL name in its own module.
+_defined = {pattern.name for pattern in urlpatterns}
+urlpatterns += [
+    path(route, placeholder(nav, title), name=name)
+    for route, name, nav, title in [
+        ("w/<slug:slug>/destinations/", "destinations", "destinations", "Destinations"),
+        ("w/<slug:slug>/members/", "members", "people", "People"),
+        ("w/<slug:slug>/audit-log/", "audit-log", "audit", "Audit log"),
+    ]
+    if name not in _defined
 ]

@@ -17,6 +17,7 @@ from cdp.api.urls import router
 from cdp.core.models import Destination, Membership, Role, Source, Workspace
 from cdp.delivery.models import Delivery, Job
 from cdp.destinations.models import Subscription
+from tests import cases
 from tests.conftest import api_client_for
 from tests.support.data import make_event, make_rejected
 from tests.support.jobs import make_dead_letter
@@ -38,7 +39,7 @@ def alice_objects(source):
     subscription = Subscription.objects.create(
         destination=destination, name="All tracks", action="send", trigger="type = 'track'", mapping={}
     )
-    return {
+    objects = {
         "workspace": source.workspace_id,
         "slug": source.workspace.slug,
         "source": source.pk,
@@ -49,13 +50,23 @@ def alice_objects(source):
         "dead_letter": make_dead_letter(destination, subscription=subscription).pk,
         "job": Job.objects.create(workspace=source.workspace, destination=destination, kind="replay").pk,
     }
+    for module in cases.modules():
+        if hasattr(module, "objects"):
+            objects.update(module.objects(source, objects))
+    return objects
 
 
 OBJECT_KINDS = ["workspace", "source", "event", "rejected", "destination", "subscription", "dead_letter", "job"]
 
 
+class _Missing(dict):
+    def __missing__(self, key: str) -> int:
+        return MISSING
+
+
 def missing_objects():
-    return {"slug": "no-such-workspace", **dict.fromkeys(OBJECT_KINDS, MISSING)}
+    """Placeholder values naming nothing: an unknown slug, and an id no test creates for every other kind."""
+    return _Missing({"slug": "no-such-workspace", **dict.fromkeys(OBJECT_KINDS, MISSING)})
 
 
 # --- API -------------------------------------------------------------------------------------------
@@ -91,10 +102,11 @@ API_OBJECT_CASES = [
     ("dead-letter-detail", "get", "/api/v1/dead-letters/{dead_letter}/", None),
     ("dead-letter-redrive", "post", "/api/v1/dead-letters/{dead_letter}/redrive/", None),
     ("job-detail", "get", "/api/v1/jobs/{job}/", None),
+    *cases.gather("API_OBJECT_CASES"),
 ]
 
 # Routes that are the same for every user (a catalog), so there is nothing of another workspace to find.
-API_GLOBAL_ROUTES = {"destination-type-list", "destination-type-detail"}
+API_GLOBAL_ROUTES = {"destination-type-list", "destination-type-detail", *cases.gather("API_GLOBAL_ROUTES")}
 
 # (route name, URL, query, kind of object listed) — bob's lists, even filtered on alice's ids, hold none
 # of alice's objects.
@@ -115,6 +127,7 @@ API_LIST_CASES = [
     ("job-list", "/api/v1/jobs/", {}, "job"),
     ("job-list", "/api/v1/jobs/", {"workspace": "{workspace}"}, "job"),
     ("job-list", "/api/v1/jobs/", {"destination": "{destination}"}, "job"),
+    *cases.gather("API_LIST_CASES"),
 ]
 
 
@@ -140,7 +153,7 @@ def test_api_404_for_another_workspace_reads_like_a_missing_object(
     bob_api, bob_workspace, alice_objects, route, method, url, body
 ):
     theirs = api_call(bob_api, method, url.format(**alice_objects), body)
-    missing = api_call(bob_api, method, url.format(**missing_objects()), body)
+    missing = api_call(bob_api, method, url.format_map(missing_objects()), body)
     assert (theirs.status_code, theirs.json()) == (missing.status_code, missing.json())
 
 
@@ -230,6 +243,7 @@ DASHBOARD_CASES = [
     ("xray", "get", {"slug": "{slug}"}),
     ("event-xray", "get", {"slug": "{slug}", "event_id": "{event}"}),
     ("event-xray", "get", {"slug": "{bob_slug}", "event_id": "{event}"}),
+    *cases.gather("DASHBOARD_CASES"),
 ]
 
 

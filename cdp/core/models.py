@@ -125,3 +125,30 @@ class ApiToken(models.Model):
         token = new_api_token()
         obj = cls.objects.create(user=user, name=name, prefix=token[:12], token_hash=hash_token(token))
         return obj, token
+
+
+class AuditEntry(models.Model):
+    """Who changed what in a workspace: configuration changes, key rotations, replays, member changes.
+
+    Written through `cdp.core.audit.record`; never edited afterwards."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    actor_name = models.CharField(max_length=150, blank=True, default="", help_text="Kept if the user is deleted.")
+    action = models.CharField(max_length=64, help_text='Dotted verb, e.g. "destination.updated".')
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_repr = models.CharField(max_length=300, blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True, help_text="Field → [before, after], secrets masked.")
+    via = models.CharField(max_length=16, blank=True, default="", help_text="dashboard, api, admin or command.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_workspace_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} {self.target_repr}".strip()

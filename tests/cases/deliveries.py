@@ -1,0 +1,1 @@
+"""Isolation and role cases for the deliveries pages."""
