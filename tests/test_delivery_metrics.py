@@ -56,7 +56,7 @@ def delivery(destination, status, *, ago=None, latency_ms=250, error_class="", n
 
 def retried_attempt(row, ago, now):
     return DeliveryAttempt.objects.create(
-        delivery=row, number=1, started_at=now - ago, duration_ms=12.0, request={}, outcome="retry",
+        delivery=row, number=1, started_at=now - ago, duration_ms=12.0, outcome="retry",
         error_class="server_error", response_status=503,
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ on the taps' background thread (see taps.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -148,14 +148,15 @@ def _processed_items(
 
 
 # --- Delivery -------------------------------------------------------------------------------------
-def attempts_recorded(rows: list[Delivery], attempts: list[DeliveryAttempt]) -> None:
-    """One attempt per delivery was made and recorded (rows all belong to one destination)."""
+def attempts_recorded(rows: list[Delivery], attempts: Callable[[], list[DeliveryAttempt]]) -> None:
+    """One attempt per delivery was made and recorded (rows all belong to one destination); `attempts`
+    makes their records, called only when somebody watches."""
     if rows:
         group = destination_group(rows[0].destination_id)
         if taps.watching(group):
             taps.publish(group, partial(_attempt_items, rows, attempts), len(rows))
 
 
-def _attempt_items(rows: list[Delivery], attempts: list[DeliveryAttempt], limit: int) -> list[Item]:
-    pairs = list(zip(rows, attempts, strict=True))[-limit:]
+def _attempt_items(rows: list[Delivery], attempts: Callable[[], list[DeliveryAttempt]], limit: int) -> list[Item]:
+    pairs = list(zip(rows, attempts(), strict=True))[-limit:]
     return [delivery_item(row, attempt, kind="attempt") for row, attempt in pairs]

@@ -6,22 +6,25 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any
 
+import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from psycopg.types.json import Jsonb
 
 from cdp.core.models import Destination
 from cdp.debugger import stages as debug_taps
 from cdp.delivery.lanes import Breaker, Lane
-from cdp.delivery.models import OPEN_STATUSES, Delivery, DeliveryAttempt, ErrorClass, Status
+from cdp.delivery.models import OPEN_STATUSES, Delivery, DeliveryAttempt, ErrorClass, Exchange, Status
 from cdp.delivery.senders import Item, Result, Sender
 from cdp.delivery.transport import shared_transport
 from cdp.destinations import registry
@@ -61,18 +64,68 @@ def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _claim(destination: Destination, limit: int) -> list[Delivery]:
+@dataclass(slots=True)
+class Claimed:
+    """A claimed delivery: the columns the engine, the senders and the debugger read, without a model
+    instance per row (a batching drain claims thousands a second)."""
+
+    pk: int
+    destination_id: int
+    subscription_id: int | None
+    event_id: int
+    source_id: int
+    message_id: str
+    event_name: str
+    action: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    received_at: datetime
+    created_at: datetime
+    error_class: str = ""
+    last_error: str = ""
+    finished_at: datetime | None = None
+
+
+_CLAIMED = (
+    "id", "destination_id", "subscription_id", "event_id", "source_id", "message_id", "event_name", "action",
+    "payload", "status", "attempts", "next_attempt_at", "received_at", "created_at",
+)  # fmt: skip
+_CLAIM_SQL = f"""
+WITH picked AS (
+    SELECT id FROM cdp_delivery
+    WHERE destination_id = %s AND status IN ('pending', 'retrying') AND next_attempt_at <= %s
+      AND (claimed_until IS NULL OR claimed_until < %s)
+    ORDER BY next_attempt_at, id LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE cdp_delivery AS d SET claimed_until = %s FROM picked WHERE d.id = picked.id
+RETURNING {", ".join(f"d.{column}" for column in _CLAIMED).replace("d.payload", "d.payload::text")}
+"""
+
+
+def _claim(destination: Destination, limit: int) -> list[Claimed]:
+    """Lease up to `limit` due deliveries, oldest due first; rows another worker holds are skipped."""
     now = timezone.now()
     lease = now + timedelta(seconds=destination.timeout_seconds * 2 + 30)
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [destination.pk, now, now, limit, lease])
+            fetched = cursor.fetchall()
+        rows = [Claimed(*values[:8], orjson.loads(values[8]), *values[9:]) for values in fetched]
+        rows.sort(key=lambda row: (row.next_attempt_at, row.pk))
+        return rows
     with transaction.atomic():
-        rows = list(
+        values = list(
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(due(destination.pk, now))
-            .order_by("next_attempt_at", "id")[:limit]
+            .order_by("next_attempt_at", "id")
+            .values_list(*_CLAIMED)[:limit]
         )
-        if rows:
-            Delivery.objects.filter(pk__in=[r.pk for r in rows]).update(claimed_until=lease)
-    return rows
+        if values:
+            Delivery.objects.filter(pk__in=[v[0] for v in values]).update(claimed_until=lease)
+    return [Claimed(*v) for v in values]
 
 
 def _claimable(destination: Destination, takes_batches: bool, limit: int) -> int:
@@ -89,25 +142,25 @@ def _claimable(destination: Destination, takes_batches: bool, limit: int) -> int
     return count - count % destination.batch_size
 
 
-def _items(rows: list[Delivery]) -> list[Item]:
+def _items(rows: list[Claimed]) -> list[Item]:
     return [Item(r.pk, r.action, r.payload, r.event_id, r.source_id, r.message_id, r.received_at) for r in rows]
 
 
-def _waves(
-    destination: Destination, sender: Sender, rows: list[Delivery], takes_batches: bool, breaker: Breaker
-) -> Iterator[tuple[list[Delivery], list[Result]]]:
-    """Send the rows in waves of up to max_in_flight requests, yielding each wave's rows and results
-    so they are recorded before the next wave goes: a killed worker leaves at most one wave sent but
-    unrecorded (re-sent later: duplicates), and the caller can stop between waves. While the
-    breaker is half-open, a wave is one request: one probe decides."""
-    groups = (
-        [rows[i : i + destination.batch_size] for i in range(0, len(rows), destination.batch_size)]
-        if takes_batches
-        else [[row] for row in rows]
-    )
+def _send_all(
+    destination: Destination, sender: Sender, rows: list[Claimed], takes_batches: bool, breaker: Breaker,
+    pool: ThreadPoolExecutor, drained: DrainResult, deadline: float,
+) -> int:  # fmt: skip
+    """Send the rows with up to max_in_flight requests on the wire, recording each answer as it comes
+    while the next requests are already out. So a killed worker leaves at most the requests in flight
+    (and those answered since the last record) sent but unrecorded: re-sent later, as duplicates.
+    Stops sending when the breaker opens or the time budget is spent; while the breaker is half-open,
+    one request (the probe) is in flight. Returns how many rows went out; the caller releases the rest."""
+    size = destination.batch_size if takes_batches else 1
+    pending = deque(rows[i : i + size] for i in range(0, len(rows), size))
     transport = shared_transport()
+    most = max(1, destination.max_in_flight)
 
-    def send_group(group: list[Delivery]) -> list[Result]:
+    def send_group(group: list[Claimed]) -> list[Result]:
         try:
             return sender.send(destination, _items(group), transport)
         except Exception as exc:  # a sender bug must become a recorded, retryable failure
@@ -115,27 +168,59 @@ def _waves(
             return [Result(r.pk, ok=False, error_class=ErrorClass.NETWORK, error=repr(exc), retryable=True)
                     for r in group]  # fmt: skip
 
-    workers = max(1, min(destination.max_in_flight, len(groups)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        sent = 0
-        while sent < len(groups):
-            wave = groups[sent : sent + (1 if breaker.probing() else workers)]
-            sent += len(wave)
-            results = [result for group_results in pool.map(send_group, wave) for result in group_results]
-            yield [row for group in wave for row in group], results
+    in_flight: dict[Future[list[Result]], list[Claimed]] = {}
+    sent = 0
+    stopped = False
+    while in_flight or (pending and not stopped):
+        room = 1 if breaker.probing() else most
+        while pending and not stopped and len(in_flight) < room:
+            group = pending.popleft()
+            in_flight[pool.submit(send_group, group)] = group
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        answered: list[Claimed] = []
+        results: list[Result] = []
+        for future in done:
+            answered += in_flight.pop(future)
+            results += future.result()
+        successes, failures = _record(destination, answered, results, drained)
+        breaker.record(successes, failures)
+        sent += len(answered)
+        if breaker.opened or time.monotonic() > deadline:
+            stopped = True
+    return sent
 
 
-def _release(rows: list[Delivery]) -> None:
+def _release(rows: list[Claimed]) -> None:
     """Hand claimed rows back untried: no attempt is counted."""
     if rows:
         Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_until=None)
 
 
-def _record(rows: list[Delivery], results: list[Result], drained: DrainResult) -> tuple[int, int]:
-    """Apply results to the deliveries and store one attempt row each; returns (successes, failures)."""
+_ATTEMPT_COLUMNS = (
+    "delivery_id", "number", "exchange_id", "started_at", "duration_ms", "response_status", "error_class", "error",
+    "outcome",
+)  # fmt: skip
+_COPY_ATTEMPTS = f"COPY cdp_delivery_attempt ({', '.join(_ATTEMPT_COLUMNS)}) FROM STDIN"
+_EXCHANGE_COLUMNS = (
+    "destination_id", "started_at", "duration_ms", "request", "response_status", "response_body", "error_class",
+    "error", "events",
+)  # fmt: skip
+_UPDATE_SQL = (
+    "UPDATE cdp_delivery SET status = %s, attempts = %s, next_attempt_at = COALESCE(%s, next_attempt_at), "
+    "claimed_until = NULL, error_class = %s, last_error = %s, finished_at = %s WHERE id = ANY(%s)"
+)
+
+
+def _record(
+    destination: Destination, rows: list[Claimed], results: list[Result], drained: DrainResult
+) -> tuple[int, int]:
+    """Apply results to the deliveries and store the evidence: one exchange per request sent (its
+    request and response) and one small attempt row per delivery; returns (successes, failures)."""
     by_id = {r.delivery_id: r for r in results}
     now = timezone.now()
-    attempts = []
+    exchanges: dict[int, Exchange] = {}  # by the identity of the request summary a sender shares in a batch
+    delays: dict[tuple[int, int], float] = {}  # one backoff per request and attempt count: a batch retries together
+    attempts: list[tuple[Claimed, Result, str, Exchange]] = []
     successes = failures = 0
     for row in rows:
         result = by_id.get(row.pk)
@@ -144,7 +229,6 @@ def _record(rows: list[Delivery], results: list[Result], drained: DrainResult) -
                 row.pk, ok=False, error_class=ErrorClass.NETWORK, error="no result from sender", retryable=True
             )
         row.attempts += 1
-        row.claimed_until = None
         row.error_class = result.error_class
         row.last_error = result.error[:2000]
         if result.ok:
@@ -153,8 +237,11 @@ def _record(rows: list[Delivery], results: list[Result], drained: DrainResult) -
             drained.delivered += 1
         elif result.retryable:
             failures += 1
-            delay = backoff_seconds(row.attempts, result.retry_after)
-            give_up_at = row.created_at + timedelta(hours=row.destination.retry_hours)
+            key = (id(result.request), row.attempts)
+            delay = delays.get(key)
+            if delay is None:
+                delay = delays[key] = backoff_seconds(row.attempts, result.retry_after)
+            give_up_at = row.created_at + timedelta(hours=destination.retry_hours)
             if now + timedelta(seconds=delay) > give_up_at:
                 row.status, row.finished_at = Status.DEAD, now
                 drained.dead += 1
@@ -164,37 +251,97 @@ def _record(rows: list[Delivery], results: list[Result], drained: DrainResult) -
         else:
             row.status, row.finished_at = Status.FAILED, now
             drained.failed += 1
-        attempts.append(
-            DeliveryAttempt(
-                delivery_id=row.pk, number=row.attempts, started_at=now - timedelta(milliseconds=result.duration_ms),
+        exchange = exchanges.get(id(result.request))
+        if exchange is None:
+            exchange = exchanges[id(result.request)] = Exchange(
+                destination_id=destination.pk, started_at=now - timedelta(milliseconds=result.duration_ms),
                 duration_ms=result.duration_ms, request=result.request, response_status=result.response_status,
                 response_body=result.response_body[:2000], error_class=result.error_class, error=result.error[:2000],
-                outcome={Status.DELIVERED: "delivered", Status.RETRYING: "retry"}.get(row.status, row.status),
-            )
-        )  # fmt: skip
-    # Delivered rows share their new values (bar the attempt count): one plain UPDATE per group is far
-    # cheaper than bulk_update's CASE per row and field (bench/delivery); the rest goes through bulk_update.
-    delivered: dict[tuple, list[int]] = {}
-    others = []
-    for row in rows:
-        if row.status == Status.DELIVERED:
-            delivered.setdefault((row.attempts, row.error_class, row.last_error), []).append(row.pk)
-        else:
-            others.append(row)
-    with transaction.atomic():
-        for (count, error_class, last_error), pks in delivered.items():
-            Delivery.objects.filter(pk__in=pks).update(
-                status=Status.DELIVERED, attempts=count, claimed_until=None, error_class=error_class,
-                last_error=last_error, finished_at=now,
+                events=0,
             )  # fmt: skip
-        if others:
-            Delivery.objects.bulk_update(
-                others,
-                ["status", "attempts", "next_attempt_at", "claimed_until", "error_class", "last_error", "finished_at"],
-            )
-        DeliveryAttempt.objects.bulk_create(attempts)
-    debug_taps.attempts_recorded(rows, attempts)
+        exchange.events += 1
+        outcome = {Status.DELIVERED: "delivered", Status.RETRYING: "retry"}.get(row.status, row.status)
+        attempts.append((row, result, outcome, exchange))
+    # Rows that came back alike (a batch, or single events that all went through) share one UPDATE; only
+    # retried rows get a new due time (one per request, see `delays`).
+    groups: dict[tuple, list[int]] = {}
+    for row in rows:
+        due_at = row.next_attempt_at if row.status == Status.RETRYING else None
+        values = (row.status, row.attempts, due_at, row.error_class, row.last_error, row.finished_at)
+        groups.setdefault(values, []).append(row.pk)
+    with transaction.atomic():
+        _apply(groups)
+        _insert_exchanges(list(exchanges.values()))
+        _insert_attempts(attempts)
+    debug_taps.attempts_recorded(rows, partial(_attempt_objects, attempts))
     return successes, failures
+
+
+def _apply(groups: dict[tuple, list[int]]) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for values, pks in groups.items():
+                cursor.execute(_UPDATE_SQL, [*values, pks])
+        return
+    for (status, attempts, due_at, error_class, last_error, finished_at), pks in groups.items():
+        changes = {"next_attempt_at": due_at} if due_at is not None else {}
+        Delivery.objects.filter(pk__in=pks).update(
+            status=status, attempts=attempts, claimed_until=None, error_class=error_class, last_error=last_error,
+            finished_at=finished_at, **changes,
+        )  # fmt: skip
+
+
+def _insert_exchanges(exchanges: list[Exchange]) -> None:
+    """A plain multi-row INSERT ... RETURNING id on PostgreSQL (bulk_create's array form quotes every
+    character of a large JSON request through a regular expression)."""
+    if connection.vendor != "postgresql":
+        Exchange.objects.bulk_create(exchanges)
+        return
+    row = f"({', '.join(['%s'] * len(_EXCHANGE_COLUMNS))})"
+    sql = (
+        f"INSERT INTO cdp_delivery_exchange ({', '.join(_EXCHANGE_COLUMNS)}) "
+        f"VALUES {', '.join([row] * len(exchanges))} RETURNING id"
+    )
+    params = []
+    for e in exchanges:
+        params += [
+            e.destination_id, e.started_at, e.duration_ms, Jsonb(e.request, dumps=_dumps), e.response_status,
+            e.response_body, e.error_class, e.error, e.events,
+        ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for exchange, (pk,) in zip(exchanges, cursor.fetchall(), strict=True):
+            exchange.pk = pk
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _attempt_row(row: Claimed, result: Result, outcome: str, exchange: Exchange) -> tuple:
+    return (
+        row.pk, row.attempts, exchange.pk, exchange.started_at, result.duration_ms, result.response_status,
+        result.error_class, result.error[:2000], outcome,
+    )  # fmt: skip
+
+
+def _insert_attempts(attempts: list[tuple[Claimed, Result, str, Exchange]]) -> None:
+    """COPY on PostgreSQL: a batch's hundreds of attempt rows are one stream, not one parameter each."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor, cursor.cursor.copy(_COPY_ATTEMPTS) as copy:
+            for attempt in attempts:
+                copy.write_row(_attempt_row(*attempt))
+    else:
+        DeliveryAttempt.objects.bulk_create(_attempt_objects(attempts))
+
+
+def _attempt_objects(attempts: list[tuple[Claimed, Result, str, Exchange]]) -> list[DeliveryAttempt]:
+    objects = []
+    for row, result, outcome, exchange in attempts:
+        values = dict(zip(_ATTEMPT_COLUMNS, _attempt_row(row, result, outcome, exchange), strict=True))
+        del values["exchange_id"]
+        objects.append(DeliveryAttempt(exchange=exchange, **values))
+    return objects
 
 
 def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
@@ -208,37 +355,32 @@ def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
         log.error("destination type %r has no sender", destination.type)
         return drained
     budget = time_budget or settings.CDP_DELIVERY_TIME_BUDGET_SECONDS
-    lane, breaker = Lane(destination_id), Breaker(destination_id)
+    lane = Lane(destination_id)
     lease = budget + destination.timeout_seconds * 2 + 10
     if not lane.acquire(lease):
         return drained  # another task is draining this destination
+    breaker = Breaker(destination_id)  # read after the lane is ours: only the lane holder changes it
     deadline = time.monotonic() + budget
     takes_batches = sender.takes_batches(destination)
-    per_round = destination.batch_size * destination.max_in_flight if takes_batches else destination.max_in_flight * 8
+    # A round claims enough to keep max_in_flight requests busy for a while; its leases outlast the
+    # time budget, so rows are never claimed twice while this drain still holds them.
+    per_round = destination.max_in_flight * (destination.batch_size if takes_batches else 25)
     try:
-        while time.monotonic() < deadline:
-            limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round)
-            if not limit:
-                break
-            rows = _claim(destination, limit)
-            if not rows:
-                break
-            for row in rows:
-                row.destination = destination
-            started = time.monotonic()
-            sent = 0
-            # A round stops early when the breaker opens or the budget is spent: a destination that
-            # stopped answering costs one wave of timeouts, and no round outlives its rows' leases.
-            for wave, results in _waves(destination, sender, rows, takes_batches, breaker):
-                successes, failures = _record(wave, results, drained)
-                breaker.record(successes, failures)
-                sent += len(wave)
-                if breaker.is_open() or time.monotonic() > deadline:
+        with ThreadPoolExecutor(max_workers=max(1, destination.max_in_flight)) as pool:
+            while time.monotonic() < deadline:
+                limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round)
+                if not limit:
                     break
-            _release(rows[sent:])
-            drained.sent += sent
-            _respect_rate_limit(destination, sent if not takes_batches else -(-sent // destination.batch_size), started)
-            lane.extend(lease)
+                rows = _claim(destination, limit)
+                if not rows:
+                    break
+                started = time.monotonic()
+                sent = _send_all(destination, sender, rows, takes_batches, breaker, pool, drained, deadline)
+                _release(rows[sent:])
+                drained.sent += sent
+                requests = sent if not takes_batches else -(-sent // destination.batch_size)
+                _respect_rate_limit(destination, requests, started)
+                lane.extend(lease)
     finally:
         lane.release()
     drained.more_due = Delivery.objects.filter(due(destination_id, timezone.now())).exists()

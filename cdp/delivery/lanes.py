@@ -51,37 +51,54 @@ class Lane:
 
 class Breaker:
     """Opens after `threshold` consecutive retryable failures, for `cooldown` seconds; one probe
-    request then decides whether it closes again (a success) or opens at once (a failure)."""
+    request then decides whether it closes again (a success) or opens at once (a failure).
+
+    Only the holder of the destination's lane changes its breaker, so an instance made after the lane
+    is taken keeps the failure count it read and wrote, instead of asking Redis before every request."""
 
     def __init__(self, destination_id: int) -> None:
         self.failures_key = f"cdp:breaker:{destination_id}:failures"
         self.open_key = f"cdp:breaker:{destination_id}:open"
+        self._failures: int | None = None
+        self.opened = False  # opened by this instance's record()
 
     def is_open(self) -> bool:
+        if self.opened:
+            return True
         try:
             return bool(client().exists(self.open_key))
         except redis.RedisError:
             return False
 
+    def failures(self) -> int:
+        if self._failures is None:
+            try:
+                self._failures = int(client().get(self.failures_key) or 0)
+            except redis.RedisError:
+                return 0
+        return self._failures
+
     def probing(self) -> bool:
         """Whether one more failure opens it: the next request is a probe."""
-        try:
-            failures = int(client().get(self.failures_key) or 0)
-        except redis.RedisError:
-            return False
+        failures = self.failures()
         return 0 < failures >= settings.CDP_BREAKER_THRESHOLD - 1
 
     def record(self, successes: int, failures: int) -> None:
         try:
             if successes:
-                client().delete(self.failures_key)
+                if self.failures():
+                    client().delete(self.failures_key)
+                self._failures = 0
                 return
             if failures:
                 count = client().incrby(self.failures_key, failures)
                 client().expire(self.failures_key, 3600)
+                self._failures = count
                 if count >= settings.CDP_BREAKER_THRESHOLD:
                     client().set(self.open_key, 1, ex=max(1, int(settings.CDP_BREAKER_COOLDOWN_SECONDS)))
+                    self.opened = True
                     # After the cooldown one more failure is enough to open it again.
                     client().set(self.failures_key, settings.CDP_BREAKER_THRESHOLD - 1, ex=3600)
+                    self._failures = settings.CDP_BREAKER_THRESHOLD - 1
         except redis.RedisError:
-            pass
+            self._failures = None

@@ -73,18 +73,47 @@ class Delivery(models.Model):
         return f"{self.message_id} → {self.destination_id} ({self.status})"
 
 
-class DeliveryAttempt(models.Model):
-    """Evidence of one try: what was sent (secrets masked), what came back, how long it took."""
+class Exchange(models.Model):
+    """One request to a destination and what came back: the evidence shared by every delivery it carried.
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
-    number = models.PositiveIntegerField()
+    A batch of 500 events is one exchange and 500 small attempt rows pointing at it, not 500 copies of the
+    request; a single-event request is one exchange and one attempt."""
+
+    destination = models.ForeignKey("core.Destination", on_delete=models.CASCADE, related_name="exchanges")
     started_at = models.DateTimeField()
     duration_ms = models.FloatField()
-    request = models.JSONField(help_text="Method, URL, headers (secrets masked) and body excerpt.")
+    request = models.JSONField(default=dict, help_text="Method, URL, headers (secrets masked) and body excerpt.")
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True, default="")
     error_class = models.CharField(max_length=32, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    events = models.PositiveIntegerField(default=1, help_text="Deliveries this request carried.")
+
+    class Meta:
+        db_table = "cdp_delivery_exchange"
+        indexes = [models.Index(fields=["destination", "-started_at"], name="exchange_destination_recent")]
+
+    def __str__(self) -> str:
+        status = self.response_status or self.error_class or "no answer"
+        return f"request to destination #{self.destination_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({status})"
+
+
+class DeliveryAttempt(models.Model):
+    """Evidence of one try of one delivery: its outcome, and the exchange (request and response) it went in."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
+    number = models.PositiveIntegerField()
+    # No constraint or index: attempts go in by the hundred per request (COPY on PostgreSQL), are read
+    # from the delivery side, and go away with their delivery or destination, never with the exchange alone.
+    exchange = models.ForeignKey(
+        Exchange, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="attempts",
+        db_constraint=False, db_index=False,
+    )  # fmt: skip
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=32, blank=True, default="")
+    error = models.TextField(blank=True, default="", help_text="This event's own error (a batch may fail per event).")
     outcome = models.CharField(max_length=16, help_text="delivered, retry, failed or dead")
 
     class Meta:
@@ -98,6 +127,25 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery #{self.delivery_id}: {self.outcome}"
+
+    # The request and response live on the exchange; read them through these (select_related("exchange")).
+    @property
+    def request(self) -> dict:
+        exchange = self._exchange()
+        return exchange.request if exchange is not None else {}
+
+    @property
+    def response_body(self) -> str:
+        exchange = self._exchange()
+        return exchange.response_body if exchange is not None else ""
+
+    def _exchange(self) -> Exchange | None:
+        if not self.exchange_id:
+            return None
+        try:
+            return self.exchange
+        except Exchange.DoesNotExist:
+            return None
 
 
 class FilteredCount(models.Model):
