@@ -40,6 +40,7 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     more_due: bool = False
+    requeue: bool = False  # work may be left: queue another drain (due rows, or a wake-up during this one)
 
 
 @lru_cache(maxsize=64)
@@ -215,13 +216,16 @@ def _record(
     destination: Destination, rows: list[Claimed], results: list[Result], drained: DrainResult
 ) -> tuple[int, int]:
     """Apply results to the deliveries and store the evidence: one exchange per request sent (its
-    request and response) and one small attempt row per delivery; returns (successes, failures)."""
+    request and response) and one small attempt row per delivery. Returns how many requests went through
+    and how many failed in a way worth retrying: the breaker counts requests, so one failed batch of 500
+    is one failure, not 500."""
     by_id = {r.delivery_id: r for r in results}
     now = timezone.now()
     exchanges: dict[int, Exchange] = {}  # by the identity of the request summary a sender shares in a batch
     delays: dict[tuple[int, int], float] = {}  # one backoff per request and attempt count: a batch retries together
     attempts: list[tuple[Claimed, Result, str, Exchange]] = []
-    successes = failures = 0
+    succeeded: set[int] = set()
+    failed: set[int] = set()
     for row in rows:
         result = by_id.get(row.pk)
         if result is None:
@@ -233,10 +237,10 @@ def _record(
         row.last_error = result.error[:2000]
         if result.ok:
             row.status, row.finished_at = Status.DELIVERED, now
-            successes += 1
+            succeeded.add(id(result.request))
             drained.delivered += 1
         elif result.retryable:
-            failures += 1
+            failed.add(id(result.request))
             key = (id(result.request), row.attempts)
             delay = delays.get(key)
             if delay is None:
@@ -274,7 +278,7 @@ def _record(
         _insert_exchanges(list(exchanges.values()))
         _insert_attempts(attempts)
     debug_taps.attempts_recorded(rows, partial(_attempt_objects, attempts))
-    return successes, failures
+    return len(succeeded), len(failed - succeeded)
 
 
 def _apply(groups: dict[tuple, list[int]]) -> None:
@@ -358,7 +362,9 @@ def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
     lane = Lane(destination_id)
     lease = budget + destination.timeout_seconds * 2 + 10
     if not lane.acquire(lease):
-        return drained  # another task is draining this destination
+        lane.mark_again()
+        if not lane.acquire(lease):
+            return drained  # another task is draining this destination; it will see the mark
     breaker = Breaker(destination_id)  # read after the lane is ours: only the lane holder changes it
     deadline = time.monotonic() + budget
     takes_batches = sender.takes_batches(destination)
@@ -383,7 +389,9 @@ def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
                 lane.extend(lease)
     finally:
         lane.release()
-    drained.more_due = Delivery.objects.filter(due(destination_id, timezone.now())).exists()
+    again = lane.take_again()
+    drained.more_due = again or Delivery.objects.filter(due(destination_id, timezone.now())).exists()
+    drained.requeue = again or (drained.sent > 0 and drained.more_due)
     return drained
 
 

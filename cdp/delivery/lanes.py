@@ -48,6 +48,21 @@ class Lane:
         except redis.RedisError:
             pass
 
+    # A wake-up that finds the lane busy must not be lost: the holder may be past its last look for due
+    # rows. The waker leaves a mark and tries the lane once more; the holder takes the mark after
+    # releasing. Either the waker gets the lane, or the holder sees the mark and drains again.
+    def mark_again(self) -> None:
+        try:
+            client().set(f"{self.key}:again", 1, ex=600)
+        except redis.RedisError:
+            pass
+
+    def take_again(self) -> bool:
+        try:
+            return bool(client().getdel(f"{self.key}:again"))
+        except redis.RedisError:
+            return False
+
 
 class Breaker:
     """Opens after `threshold` consecutive retryable failures, for `cooldown` seconds; one probe

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def deliver_destination(destination_id: int) -> int:
     """Drain one destination; if work is left when the time budget ends, queue the next round."""
     result = drain(destination_id)
-    if result.sent and result.more_due:
+    if result.requeue:
         deliver_destination.apply_async(args=[destination_id])
     return result.sent
 

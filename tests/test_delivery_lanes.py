@@ -1,0 +1,94 @@
+"""One drain per destination at a time, without losing a wake-up; what one request's evidence looks like."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdp.core.models import Source
+from cdp.delivery.engine import drain
+from cdp.delivery.lanes import Lane
+from cdp.delivery.models import Delivery, DeliveryAttempt, Exchange, Status
+from tests.support.delivery import forget_lanes_and_breakers, ingest, make_due, track, webhook
+from tests.support.sink import Reply, Sink, messages_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_lanes() -> None:
+    forget_lanes_and_breakers()
+
+
+@pytest.fixture
+def source(make_workspace) -> Source:
+    return Source.objects.create(workspace=make_workspace("acme"), name="Website", kind="website")
+
+
+@pytest.fixture
+def sink():
+    with Sink() as running:
+        yield running
+
+
+def test_wakeup_while_another_drain_holds_the_lane_makes_the_holder_drain_again(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    ingest(source, track())
+    holder = Lane(hook.pk)
+    assert holder.acquire(30)
+    woken = drain(hook.pk)  # the poke for the new event finds the lane taken
+    assert (woken.sent, woken.requeue) == (0, False)
+    assert sink.requests == []
+    holder.release()
+    assert holder.take_again(), "the holder learns that a wake-up came while it drained"
+    assert not holder.take_again()
+
+
+def test_drain_that_saw_a_wakeup_asks_to_be_queued_again_even_with_nothing_sent(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    Lane(hook.pk).mark_again()
+    result = drain(hook.pk)
+    assert (result.sent, result.requeue) == (0, True)
+    assert drain(hook.pk).requeue is False
+
+
+def test_wakeup_when_the_lane_is_free_drains_at_once(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    ingest(source, track(), track())
+    result = drain(hook.pk)
+    assert (result.sent, result.delivered, result.requeue) == (2, 2, False)
+    assert len(list(messages_in(sink.requests))) == 2
+
+
+def test_batch_is_one_exchange_shared_by_the_attempts_of_its_events(source, sink):
+    hook = webhook(source.workspace, sink.url, settings={"batch": True}, batch_size=50)
+    ingest(source, *[track() for _ in range(120)])
+    assert drain(hook.pk).delivered == 120
+    exchanges = list(Exchange.objects.filter(destination=hook))
+    assert sorted(e.events for e in exchanges) == [20, 50, 50]  # requests in flight together, recorded as answered
+    assert len(sink.requests) == 3
+    attempts = DeliveryAttempt.objects.select_related("exchange").filter(delivery__destination=hook)
+    assert attempts.count() == 120
+    by_exchange = {}
+    for attempt in attempts:
+        by_exchange.setdefault(attempt.exchange_id, []).append(attempt)
+        assert attempt.request["url"] == sink.url
+        assert attempt.response_status == 200 and attempt.outcome == "delivered"
+    assert sorted(len(group) for group in by_exchange.values()) == [20, 50, 50]
+
+
+def test_failed_batch_retries_its_events_together(source, sink):
+    sink.script(Reply(503), Reply(503))
+    hook = webhook(source.workspace, sink.url, settings={"batch": True}, batch_size=10)
+    ingest(source, *[track() for _ in range(10)])
+    drain(hook.pk)
+    rows = list(Delivery.objects.filter(destination=hook))
+    assert {row.status for row in rows} == {Status.RETRYING}
+    assert len({row.next_attempt_at for row in rows}) == 1, "one backoff for the request, not one per event"
+    [exchange] = Exchange.objects.filter(destination=hook)
+    assert (exchange.response_status, exchange.events, exchange.error_class) == (503, 10, "server_error")
+    make_due(hook)
+    second = drain(hook.pk)
+    assert (second.retrying, second.delivered) == (10, 0)
+    make_due(hook)
+    assert drain(hook.pk).delivered == 10
+    assert sorted(a.number for a in DeliveryAttempt.objects.filter(delivery=rows[0])) == [1, 2, 3]
