@@ -172,17 +172,23 @@ def _send_all(
     in_flight: dict[Future[list[Result]], list[Claimed]] = {}
     sent = 0
     stopped = False
-    while in_flight or (pending and not stopped):
+
+    def fill() -> None:
         room = 1 if breaker.probing() else most
         while pending and not stopped and len(in_flight) < room:
             group = pending.popleft()
             in_flight[pool.submit(send_group, group)] = group
+
+    while in_flight or (pending and not stopped):
+        fill()
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         answered: list[Claimed] = []
         results: list[Result] = []
         for future in done:
             answered += in_flight.pop(future)
             results += future.result()
+        if all(result.ok for result in results):
+            fill()  # the destination answers well: keep its requests going while these are recorded
         successes, failures = _record(destination, answered, results, drained)
         breaker.record(successes, failures)
         sent += len(answered)
@@ -212,6 +218,25 @@ _UPDATE_SQL = (
 )
 
 
+@dataclass(slots=True)
+class _Exchange:
+    """An exchange on its way to the database (a model instance costs more than the row it makes)."""
+
+    destination_id: int
+    started_at: datetime
+    duration_ms: float
+    request: dict[str, Any]
+    response_status: int | None
+    response_body: str
+    error_class: str
+    error: str
+    events: int = 0
+    pk: int | None = None
+
+    def model(self) -> Exchange:
+        return Exchange(**{name: getattr(self, name) for name in (*_EXCHANGE_COLUMNS, "pk")})
+
+
 def _record(
     destination: Destination, rows: list[Claimed], results: list[Result], drained: DrainResult
 ) -> tuple[int, int]:
@@ -221,9 +246,9 @@ def _record(
     is one failure, not 500."""
     by_id = {r.delivery_id: r for r in results}
     now = timezone.now()
-    exchanges: dict[int, Exchange] = {}  # by the identity of the request summary a sender shares in a batch
+    exchanges: dict[int, _Exchange] = {}  # by the identity of the request summary a sender shares in a batch
     delays: dict[tuple[int, int], float] = {}  # one backoff per request and attempt count: a batch retries together
-    attempts: list[tuple[Claimed, Result, str, Exchange]] = []
+    attempts: list[tuple[Claimed, Result, str, _Exchange]] = []
     succeeded: set[int] = set()
     failed: set[int] = set()
     for row in rows:
@@ -257,12 +282,16 @@ def _record(
             drained.failed += 1
         exchange = exchanges.get(id(result.request))
         if exchange is None:
-            exchange = exchanges[id(result.request)] = Exchange(
-                destination_id=destination.pk, started_at=now - timedelta(milliseconds=result.duration_ms),
-                duration_ms=result.duration_ms, request=result.request, response_status=result.response_status,
-                response_body=result.response_body[:2000], error_class=result.error_class, error=result.error[:2000],
-                events=0,
-            )  # fmt: skip
+            exchange = exchanges[id(result.request)] = _Exchange(
+                destination.pk,
+                now - timedelta(milliseconds=result.duration_ms),
+                result.duration_ms,
+                result.request,
+                result.response_status,
+                result.response_body[:2000],
+                result.error_class,
+                result.error[:2000],
+            )
         exchange.events += 1
         outcome = {Status.DELIVERED: "delivered", Status.RETRYING: "retry"}.get(row.status, row.status)
         attempts.append((row, result, outcome, exchange))
@@ -274,6 +303,11 @@ def _record(
         values = (row.status, row.attempts, due_at, row.error_class, row.last_error, row.finished_at)
         groups.setdefault(values, []).append(row.pk)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Not waiting for the disk here is safe: should PostgreSQL crash and lose the last moments of
+            # these commits, the deliveries (committed durably with their events) are simply sent again.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         _apply(groups)
         _insert_exchanges(list(exchanges.values()))
         _insert_attempts(attempts)
@@ -295,11 +329,13 @@ def _apply(groups: dict[tuple, list[int]]) -> None:
         )  # fmt: skip
 
 
-def _insert_exchanges(exchanges: list[Exchange]) -> None:
+def _insert_exchanges(exchanges: list[_Exchange]) -> None:
     """A plain multi-row INSERT ... RETURNING id on PostgreSQL (bulk_create's array form quotes every
     character of a large JSON request through a regular expression)."""
     if connection.vendor != "postgresql":
-        Exchange.objects.bulk_create(exchanges)
+        models = Exchange.objects.bulk_create([exchange.model() for exchange in exchanges])
+        for exchange, model in zip(exchanges, models, strict=True):
+            exchange.pk = model.pk
         return
     row = f"({', '.join(['%s'] * len(_EXCHANGE_COLUMNS))})"
     sql = (
@@ -322,14 +358,14 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _attempt_row(row: Claimed, result: Result, outcome: str, exchange: Exchange) -> tuple:
+def _attempt_row(row: Claimed, result: Result, outcome: str, exchange: _Exchange) -> tuple:
     return (
         row.pk, row.attempts, exchange.pk, exchange.started_at, result.duration_ms, result.response_status,
         result.error_class, result.error[:2000], outcome,
     )  # fmt: skip
 
 
-def _insert_attempts(attempts: list[tuple[Claimed, Result, str, Exchange]]) -> None:
+def _insert_attempts(attempts: list[tuple[Claimed, Result, str, _Exchange]]) -> None:
     """COPY on PostgreSQL: a batch's hundreds of attempt rows are one stream, not one parameter each."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor, cursor.cursor.copy(_COPY_ATTEMPTS) as copy:
@@ -339,12 +375,16 @@ def _insert_attempts(attempts: list[tuple[Claimed, Result, str, Exchange]]) -> N
         DeliveryAttempt.objects.bulk_create(_attempt_objects(attempts))
 
 
-def _attempt_objects(attempts: list[tuple[Claimed, Result, str, Exchange]]) -> list[DeliveryAttempt]:
+def _attempt_objects(attempts: list[tuple[Claimed, Result, str, _Exchange]]) -> list[DeliveryAttempt]:
     objects = []
+    models: dict[int, Exchange] = {}
     for row, result, outcome, exchange in attempts:
         values = dict(zip(_ATTEMPT_COLUMNS, _attempt_row(row, result, outcome, exchange), strict=True))
         del values["exchange_id"]
-        objects.append(DeliveryAttempt(exchange=exchange, **values))
+        model = models.get(id(exchange))
+        if model is None:
+            model = models[id(exchange)] = exchange.model()
+        objects.append(DeliveryAttempt(exchange=model, **values))
     return objects
 
 
