@@ -40,6 +40,7 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     more_due: bool = False
+    busy: bool = False  # another task held the destination's lane
     requeue: bool = False  # work may be left: queue another drain (due rows, or a wake-up during this one)
 
 
@@ -129,10 +130,11 @@ def _claim(destination: Destination, limit: int) -> list[Claimed]:
     return [Claimed(*v) for v in values]
 
 
-def _claimable(destination: Destination, takes_batches: bool, limit: int) -> int:
+def _claimable(destination: Destination, takes_batches: bool, limit: int, flush: bool = False) -> int:
     """How many due deliveries may go now (up to `limit`). A partial batch waits up to
-    batch_wait_seconds for more events, counted from its oldest: until then only full batches go."""
-    if not takes_batches or destination.batch_wait_seconds <= 0:
+    batch_wait_seconds for more events, counted from its oldest: until then only full batches go
+    (unless `flush`: someone asked for a load now)."""
+    if flush or not takes_batches or destination.batch_wait_seconds <= 0:
         return limit
     now = timezone.now()
     open_rows = Delivery.objects.filter(due(destination.pk, now))
@@ -388,8 +390,9 @@ def _attempt_objects(attempts: list[tuple[Claimed, Result, str, _Exchange]]) -> 
     return objects
 
 
-def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
-    """Send what is due for one destination until nothing is due or the time budget is spent."""
+def drain(destination_id: int, time_budget: float | None = None, flush: bool = False) -> DrainResult:
+    """Send what is due for one destination until nothing is due or the time budget is spent; `flush`
+    sends partial batches at once instead of letting them wait for more events."""
     drained = DrainResult()
     destination = Destination.objects.filter(pk=destination_id).first()
     if destination is None or not destination.enabled:
@@ -404,6 +407,7 @@ def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
     if not lane.acquire(lease):
         lane.mark_again()
         if not lane.acquire(lease):
+            drained.busy = True
             return drained  # another task is draining this destination; it will see the mark
     breaker = Breaker(destination_id)  # read after the lane is ours: only the lane holder changes it
     deadline = time.monotonic() + budget
@@ -414,7 +418,7 @@ def drain(destination_id: int, time_budget: float | None = None) -> DrainResult:
     try:
         with ThreadPoolExecutor(max_workers=max(1, destination.max_in_flight)) as pool:
             while time.monotonic() < deadline:
-                limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round)
+                limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round, flush)
                 if not limit:
                     break
                 rows = _claim(destination, limit)

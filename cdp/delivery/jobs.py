@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from time import monotonic, sleep
 from typing import Any
 
@@ -20,9 +20,12 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from cdp.core import audit
+from cdp.core.models import Destination
+from cdp.delivery.load import load_chunk, waiting
 from cdp.delivery.models import Job, JobKind, JobStatus
-from cdp.delivery.redrive import redrive_chunk
-from cdp.delivery.replay import replay_chunk
+from cdp.delivery.redrive import Selection, dead_letters, redrive_chunk
+from cdp.delivery.replay import replay_chunk, replay_events
 from cdp.delivery.tasks import poke
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,9 @@ STALLED_AFTER = timedelta(seconds=60)
 MAX_CHUNK = 500
 
 ChunkWorker = Callable[[Job, int], tuple[bool, set[int]]]
-WORKERS: dict[str, ChunkWorker] = {JobKind.REDRIVE: redrive_chunk, JobKind.REPLAY: replay_chunk}
+WORKERS: dict[str, ChunkWorker] = {
+    JobKind.REDRIVE: redrive_chunk, JobKind.REPLAY: replay_chunk, JobKind.LOAD: load_chunk,
+}  # fmt: skip
 _PROGRESS = ["done", "cursor", "result", "claimed_until"]
 
 
@@ -60,6 +65,64 @@ def create_job(
     else:
         transaction.on_commit(lambda: queue(job.pk))
     return job
+
+
+AUDIT_ACTIONS = {
+    JobKind.REDRIVE: "dead_letters.redriven",
+    JobKind.REPLAY: "destination.replayed",
+    JobKind.LOAD: "destination.loaded",
+}
+
+
+def start_redrive(
+    workspace_id: int, selection: Selection, *, user: Any, via: str, destination_id: int | None = None,
+    inline: bool = False,
+) -> Job:  # fmt: skip
+    """Re-drive the workspace's dead letters in `selection`, as the API and the dashboard both ask for it."""
+    job = create_job(
+        JobKind.REDRIVE, dead_letters(workspace_id, selection), workspace_id=workspace_id, user=user,
+        destination_id=destination_id if destination_id is not None else selection.destination,
+        parameters=selection.as_parameters(), inline=inline,
+    )  # fmt: skip
+    _record_asked(job, user, via)
+    return job
+
+
+def start_replay(
+    destination: Destination, source_id: int, since: datetime, until: datetime, *, user: Any, via: str
+) -> Job:
+    """Replay the source's events of [since, until) to the destination (validated by the caller)."""
+    job = create_job(
+        JobKind.REPLAY, replay_events(source_id, since, until), workspace_id=destination.workspace_id,
+        destination_id=destination.pk, user=user,
+        parameters={"source": source_id, "since": since.isoformat(), "until": until.isoformat()},
+    )  # fmt: skip
+    _record_asked(job, user, via)
+    return job
+
+
+def start_load(destination: Destination, *, user: Any, via: str) -> Job:
+    """Send the destination's waiting events now, partial batches included."""
+    job = create_job(
+        JobKind.LOAD, waiting(destination), workspace_id=destination.workspace_id, destination_id=destination.pk,
+        user=user, parameters={},
+    )  # fmt: skip
+    _record_asked(job, user, via)
+    return job
+
+
+def _record_asked(job: Job, user: Any, via: str) -> None:
+    """The audit entry for a job someone asked for: the selection and its size."""
+    asked = {**job.parameters, "total": job.total}
+    audit.record(
+        user,
+        job.workspace_id,
+        AUDIT_ACTIONS[job.kind],
+        target=job,
+        target_repr=f"{job.get_kind_display()} (job #{job.pk})",
+        changes={key: [None, value] for key, value in asked.items()},
+        via=via,
+    )
 
 
 def queue(job_id: int) -> None:

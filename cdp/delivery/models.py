@@ -167,6 +167,7 @@ class FilteredCount(models.Model):
 class JobKind(models.TextChoices):
     REDRIVE = "redrive", "Re-drive dead letters"
     REPLAY = "replay", "Replay stored events"
+    LOAD = "load", "Load now"
 
 
 class JobStatus(models.TextChoices):
