@@ -107,10 +107,15 @@ RETURNING {", ".join(f"d.{column}" for column in _CLAIMED).replace("d.payload", 
 """
 
 
+def lease_seconds(destination: Destination) -> float:
+    """How long a claim holds: a request's time twice over and some; a round that takes longer renews it."""
+    return destination.timeout_seconds * 2 + 30
+
+
 def _claim(destination: Destination, limit: int) -> list[Claimed]:
     """Lease up to `limit` due deliveries, oldest due first; rows another worker holds are skipped."""
     now = timezone.now()
-    lease = now + timedelta(seconds=destination.timeout_seconds * 2 + 30)
+    lease = now + timedelta(seconds=lease_seconds(destination))
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, [destination.pk, now, now, limit, lease])
@@ -174,6 +179,8 @@ def _send_all(
     in_flight: dict[Future[list[Result]], list[Claimed]] = {}
     sent = 0
     stopped = False
+    renew_every = lease_seconds(destination) / 2
+    renew_at = time.monotonic() + renew_every
 
     def fill() -> None:
         room = 1 if breaker.probing() else most
@@ -196,6 +203,11 @@ def _send_all(
         sent += len(answered)
         if breaker.opened or time.monotonic() > deadline:
             stopped = True
+        if time.monotonic() > renew_at:  # a slow destination: keep the rows of this round ours
+            held = [row.pk for group in (*pending, *in_flight.values()) for row in group]
+            until = timezone.now() + timedelta(seconds=lease_seconds(destination))
+            Delivery.objects.filter(pk__in=held).update(claimed_until=until)
+            renew_at = time.monotonic() + renew_every
     return sent
 
 
@@ -414,7 +426,7 @@ def drain(destination_id: int, time_budget: float | None = None, flush: bool = F
     takes_batches = sender.takes_batches(destination)
     # A round claims enough to keep max_in_flight requests busy for a while; its leases outlast the
     # time budget, so rows are never claimed twice while this drain still holds them.
-    per_round = destination.max_in_flight * (destination.batch_size if takes_batches else 25)
+    per_round = destination.max_in_flight * (destination.batch_size * 2 if takes_batches else 25)
     try:
         with ThreadPoolExecutor(max_workers=max(1, destination.max_in_flight)) as pool:
             while time.monotonic() < deadline:
