@@ -27,3 +27,8 @@ def can_edit(membership: Membership) -> bool:
 
 def can_manage_keys(membership: Membership) -> bool:
     return membership.role in (Role.OWNER, Role.ADMIN)
+
+
+def can_manage_members(membership: Membership) -> bool:
+    """Owners and admins invite people and change roles (only owners touch owners: cdp.core.members)."""
+    return membership.role in (Role.OWNER, Role.ADMIN)

@@ -2,7 +2,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from cdp.api import delivery, destinations, views, xray
+from cdp.api import delivery, destinations, people, views, xray
 from cdp.api.errors import unknown_endpoint
 
 router = DefaultRouter(trailing_slash="/?")
@@ -17,6 +17,10 @@ router.register("subscriptions", destinations.SubscriptionViewSet, basename="sub
 router.register("destinations", delivery.DestinationDeliveryViewSet, basename="destination-delivery")
 router.register("dead-letters", delivery.DeadLetterViewSet, basename="dead-letter")
 router.register("jobs", delivery.JobViewSet, basename="job")
+router.register("members", people.MemberViewSet, basename="member")
+router.register("invitations", people.InvitationViewSet, basename="invitation")
+router.register("tokens", people.TokenViewSet, basename="token")
+router.register("audit-log", people.AuditEntryViewSet, basename="audit-entry")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -23,6 +23,7 @@ from cdp.api.serializers import (
     SourceUpdateSerializer,
     WorkspaceSerializer,
 )
+from cdp.core import audit
 from cdp.core.models import Membership, Role, Source, Workspace
 from cdp.processing.models import Event, EventType, RejectedMessage
 
@@ -74,7 +75,17 @@ class WorkspaceViewSet(
         with transaction.atomic():
             workspace = serializer.save()
             Membership.objects.create(workspace=workspace, user=self.request.user, role=Role.OWNER)
+            audit.record(self.request.user, workspace, "workspace.created", target=workspace, via="api")
         workspace.role = Role.OWNER
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        before = {name: getattr(serializer.instance, name) for name in serializer.validated_data}
+        workspace = serializer.save()
+        changes = audit.diff_fields(before, {name: getattr(workspace, name) for name in before})
+        if changes:
+            audit.record(
+                self.request.user, workspace, "workspace.updated", target=workspace, changes=changes, via="api"
+            )
 
 
 _SOURCE_RULE = Rule(EDIT_ROLES, "create or change sources")
@@ -108,6 +119,19 @@ class SourceViewSet(
             queryset = queryset.filter(workspace_id=workspace)
         return queryset
 
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        source = serializer.save()
+        audit.record(self.request.user, source.workspace_id, "source.created", target=source, via="api")
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        before = {name: getattr(serializer.instance, name) for name in serializer.validated_data}
+        source = serializer.save()
+        changes = audit.diff_fields(before, {name: getattr(source, name) for name in before})
+        if changes:
+            audit.record(
+                self.request.user, source.workspace_id, "source.updated", target=source, changes=changes, via="api"
+            )
+
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action in ("update", "partial_update"):
             return SourceUpdateSerializer
@@ -119,6 +143,7 @@ class SourceViewSet(
         """Give the source a new write key (admins and owners). Clients with the old key are refused."""
         source = self.get_object()
         source.rotate_write_key()
+        audit.record(request.user, source.workspace_id, "source.key_rotated", target=source, via="api")
         return Response(SourceSerializer(source, context=self.get_serializer_context()).data)
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import secrets
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -152,3 +155,57 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'system'} {self.action} {self.target_repr}".strip()
+
+
+INVITATION_DAYS = 7
+
+
+def _invitation_expiry() -> datetime:
+    return timezone.now() + timedelta(days=INVITATION_DAYS)
+
+
+class Invitation(models.Model):
+    """A link that lets one person join a workspace with a role; only the token's hash is stored, so the
+    link can be shown once, when it is made. Used once; expires after INVITATION_DAYS days."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(blank=True, default="", help_text="Who it is for; a reminder, not a restriction.")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=_invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email or 'invitation'} as {self.get_role_display()}"
+
+    @property
+    def status(self) -> str:
+        """pending, accepted, revoked or expired — the one a person following the link meets."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    @classmethod
+    def issue(
+        cls, workspace: Workspace, role: str, invited_by: models.Model, email: str = ""
+    ) -> tuple[Invitation, str]:
+        token = secrets.token_urlsafe(32)
+        invitation = cls.objects.create(
+            workspace=workspace, role=role, email=email, invited_by=invited_by, token_hash=hash_token(token)
+        )
+        return invitation, token

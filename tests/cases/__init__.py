@@ -6,7 +6,11 @@ A module may define any of:
   (``objects`` holds those made so far: workspace, slug, source, destination, subscription, ...);
 - ``DASHBOARD_CASES``: (URL name, method, URL kwargs) as in tests/test_isolation.py;
 - ``API_OBJECT_CASES`` / ``API_LIST_CASES`` / ``API_GLOBAL_ROUTES``: as in tests/test_isolation.py;
-- ``ROLE_CASES``: (URL name or API URL, method, kwargs or body, the least role allowed), see tests/test_roles.py.
+- ``ROLE_CASES``: (URL name, URL kwargs, POST data, the least role allowed) for the dashboard's POST pages;
+- ``API_ROLE_CASES``: (method, API URL, JSON body, the least role allowed) for API calls that write;
+- ``READ_ONLY_POSTS``: URL names of dashboard pages that take a POST yet change nothing (previews);
+- ``API_NOT_WORKSPACE_WRITES``: (route name, method) of API writes that change nothing of a workspace;
+see tests/test_roles.py.
 """
 
 from __future__ import annotations
