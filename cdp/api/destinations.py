@@ -14,10 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cdp.api.access import EDIT_ROLES, Rule, WorkspaceScopedViewSet, require_role
+from cdp.core import audit
 from cdp.core.models import Destination, Source, Workspace
 from cdp.destinations import registry
 from cdp.destinations.configuration import clean_settings, public_settings
 from cdp.destinations.diff import json_diff
+from cdp.destinations.framework import DestinationType
 from cdp.destinations.models import Subscription
 from cdp.destinations.preview import preview, what_if
 from cdp.destinations.samples import SAMPLES, sample_event
@@ -28,6 +30,7 @@ from cdp.destinations.services import (
     destination_type,
     restore_version,
     save_subscription,
+    snapshot,
 )
 from cdp.processing.models import Event
 
@@ -50,6 +53,23 @@ class DestinationTypeViewSet(viewsets.ViewSet):
 
 
 DELIVERY_FIELDS = ["max_in_flight", "rate_limit", "batch_size", "batch_wait_seconds", "timeout_seconds", "retry_hours"]
+
+
+def audit_snapshot(destination: Destination) -> dict[str, Any]:
+    """A destination as the audit log compares it (the dashboard records the same shape)."""
+    return {
+        "name": destination.name, "enabled": destination.enabled, "settings": dict(destination.settings),
+        "sources": sorted(destination.sources.values_list("name", flat=True)),
+        **{field: getattr(destination, field) for field in DELIVERY_FIELDS},
+    }  # fmt: skip
+
+
+def audit_changes(dtype: DestinationType | None, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Field → [before, after], with every secret setting masked (a connection URL included)."""
+    if dtype is not None:
+        masked = dtype.settings_for_audit(before.get("settings", {}), after.get("settings", {}))
+        before, after = {**before, "settings": masked[0]}, {**after, "settings": masked[1]}
+    return audit.diff_fields(before, after)
 
 
 class DestinationSerializer(serializers.ModelSerializer):
@@ -169,6 +189,9 @@ class DestinationViewSet(
             destination.refresh_from_db()
         destination.sources.set(data.get("sources", []))
         serializer.instance = destination
+        changes = audit_changes(registry.get(destination.type), {}, audit_snapshot(destination))
+        audit.record(self.request.user, destination.workspace, "destination.created", target=destination,
+                     changes=changes, via="api")  # fmt: skip
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         destination = serializer.instance
@@ -179,7 +202,18 @@ class DestinationViewSet(
             if errors:
                 raise ValidationError({"settings": errors})
             data["settings"] = clean
+        before = audit_snapshot(destination)
         serializer.save(**data)
+        changes = audit_changes(registry.get(destination.type), before, audit_snapshot(destination))
+        if changes:
+            audit.record(self.request.user, destination.workspace, "destination.updated", target=destination,
+                         changes=changes, via="api")  # fmt: skip
+
+    def perform_destroy(self, instance: Destination) -> None:
+        changes = audit_changes(registry.get(instance.type), audit_snapshot(instance), {})
+        audit.record(self.request.user, instance.workspace, "destination.deleted", target=instance,
+                     changes=changes, via="api")  # fmt: skip
+        instance.delete()
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
@@ -241,9 +275,22 @@ class SubscriptionViewSet(
         subscription = Subscription(destination=destination)
         self._save(subscription, serializer.validated_data)
         serializer.instance = subscription
+        self._audit(subscription, "subscription.created", {}, snapshot(subscription))
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        before = snapshot(serializer.instance)
         self._save(serializer.instance, serializer.validated_data)
+        self._audit(serializer.instance, "subscription.updated", before, snapshot(serializer.instance))
+
+    def perform_destroy(self, instance: Subscription) -> None:
+        self._audit(instance, "subscription.deleted", snapshot(instance), {})
+        instance.delete()
+
+    def _audit(self, subscription: Subscription, action: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        changes = audit.diff_fields(before, after)
+        if changes or action != "subscription.updated":
+            audit.record(self.request.user, subscription.destination.workspace_id, action, target=subscription,
+                         changes=changes, via="api")  # fmt: skip
 
     def _save(self, subscription: Subscription, data: dict[str, Any]) -> None:
         changes = {k: v for k, v in data.items() if k != "destination"}
@@ -299,10 +346,12 @@ class SubscriptionViewSet(
         version = request.data.get("version") if isinstance(request.data, dict) else None
         if not isinstance(version, int):
             raise ValidationError({"version": "Give the version number to restore."})
+        before = snapshot(subscription)
         try:
             restore_version(subscription, version, request.user)
         except InvalidConfiguration as exc:
             raise _invalid(exc) from None
+        self._audit(subscription, "subscription.restored", before, snapshot(subscription))
         return Response(self.get_serializer(subscription).data)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)

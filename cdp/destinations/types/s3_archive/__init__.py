@@ -62,6 +62,7 @@ S3_ARCHIVE = register(
             ),
         ),
         sender="cdp.destinations.types.s3_archive.sender.S3ArchiveSender",
+        connection_test="cdp.destinations.types.s3_archive.check.check",
         # Few large objects beat many small ones: fill batches for up to a minute before writing.
         delivery_defaults={"batch_size": 1000, "batch_wait_seconds": 60.0, "timeout_seconds": 30.0},
     )

@@ -67,6 +67,7 @@ POSTGRES_WAREHOUSE = register(
             ),
         ),
         sender="cdp.destinations.types.warehouse.sender.WarehouseSender",
+        connection_test="cdp.destinations.types.warehouse.check.check",
         # Loads run on a schedule: a batch goes when 1000 events are waiting, or when its oldest event
         # has waited batch_wait_seconds (the load interval, five minutes unless changed). One load at a
         # time keeps a schema's changes in order.

@@ -59,5 +59,6 @@ WEBHOOK = register(
             ),
         ),
         sender="cdp.destinations.types.webhook.sender.WebhookSender",
+        connection_test="cdp.destinations.types.webhook.check.check",
     )
 )
