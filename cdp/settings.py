@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "cdp.destinations",
     "cdp.delivery",
     "cdp.debugger",
+    "cdp.insights",
     "cdp.api",
     "dashboard",
 ]

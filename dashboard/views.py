@@ -5,16 +5,20 @@ from datetime import datetime, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q, QuerySet, TextField, Value
+from django.db.models import Count, QuerySet, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, NullIf
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.timesince import timesince
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from cdp.core.models import Membership, Source, Workspace
+from cdp.core import audit
+from cdp.core.models import Membership, Source, SourceKind, Workspace
+from cdp.insights import chart, schema, volume
+from cdp.insights.health import delivery_health
 from cdp.processing.models import Event
 from dashboard import snippets
 from dashboard.access import can_edit, can_manage_keys, membership_for, source_for
@@ -30,19 +34,28 @@ def recent_events(events: QuerySet[Event]) -> QuerySet[Event]:
     )
     return (
         events.select_related("source")
-        .only("type", "event", "user_id", "anonymous_id", "timestamp", "source__name", "source__workspace_id")
+        .only(
+            "type",
+            "event",
+            "user_id",
+            "anonymous_id",
+            "timestamp",
+            "received_at",
+            "source__name",
+            "source__workspace_id",
+        )
         .annotate(label=label)
         .order_by("-id")[:RECENT_EVENTS]
     )
 
 
 def sources_with_counts(workspace: Workspace) -> list[Source]:
-    since = timezone.now() - timedelta(hours=24)
-    return list(
-        workspace.sources.annotate(events_24h=Count("events", filter=Q(events__received_at__gte=since))).order_by(
-            "name"
-        )
-    )
+    """The workspace's sources, each with `events_24h` from the hourly counts (never the events table)."""
+    sources = list(workspace.sources.order_by("name"))
+    counts = volume.per_source([s.pk for s in sources], timezone.now()) if sources else {}
+    for source in sources:
+        source.events_24h = counts.get(source.pk, 0)
+    return sources
 
 
 def ago(moment: datetime | None) -> str:
@@ -77,6 +90,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def workspace(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_for(request.user, slug)
     sources = sources_with_counts(membership.workspace)
@@ -88,10 +102,21 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
         events_24h=sum(s.events_24h for s in sources),
         enabled_sources=sum(1 for s in sources if s.enabled),
     )
+    if sources:
+        now = timezone.now()
+        week = volume.hourly([s.pk for s in sources], now, hours=24 * 7)
+        context.update(
+            chart_day=chart.hourly_chart(week[-24:], label="hours"),
+            chart_week=chart.hourly_chart(week, label="days"),
+            health=delivery_health(membership.workspace, now=now),
+            mtu=volume.monthly_users(membership.workspace.pk, now),
+            month=now,
+        )
     return render(request, "dashboard/workspace.html", context)
 
 
 @login_required
+@require_safe
 def sources(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_for(request.user, slug)
     context = page_context(membership, nav="sources", sources=sources_with_counts(membership.workspace))
@@ -106,36 +131,92 @@ def source_new(request: HttpRequest, slug: str) -> HttpResponse:
     form = SourceForm(request.POST or None, workspace=membership.workspace)
     if request.method == "POST" and form.is_valid():
         source = form.save()
+        audit.record(request.user, membership.workspace, "source.created", target=source, via="dashboard")
         messages.success(request, f"Source “{source.name}” created. Install a snippet below to send its first event.")
         return redirect("dashboard:source", slug=slug, source_id=source.pk)
     return render(request, "dashboard/source_new.html", page_context(membership, nav="sources", form=form))
 
 
+# Install snippets per source kind: the ones that fit first, the others after them.
+_SNIPPET_ORDER = {
+    SourceKind.WEBSITE: ["browser", "curl", "node", "python"],
+    SourceKind.SERVER: ["python", "node", "curl", "browser"],
+    SourceKind.MOBILE: ["swift", "kotlin", "curl", "python", "node", "browser"],
+    SourceKind.OTHER: ["curl", "python", "node", "browser"],
+}
+
+
+def install_snippets(source: Source, origin: str) -> list[tuple[str, str, str, str]]:
+    """(key, label, library, code) of the snippets for this source's kind, the fitting ones first."""
+    mobile = {"write_key": source.write_key, "api_host": f"{origin.split('://', 1)[-1]}/v1"}
+    makers = {
+        "browser": ("Browser", "analytics.js", lambda: snippets.browser_snippet(source, origin)),
+        "python": ("Python", "segment-analytics-python", lambda: snippets.python_snippet(source, origin)),
+        "node": ("Node.js", "@segment/analytics-node", lambda: snippets.node_snippet(source, origin)),
+        "curl": ("curl", "plain HTTP", lambda: snippets.curl_snippet(source, origin)),
+        "swift": ("iOS", "analytics-swift", lambda: render_to_string("dashboard/source/swift.txt", mobile).strip()),
+        "kotlin": (
+            "Android",
+            "analytics-kotlin",
+            lambda: render_to_string("dashboard/source/kotlin.txt", mobile).strip(),
+        ),
+    }
+    order = _SNIPPET_ORDER.get(source.kind, _SNIPPET_ORDER[SourceKind.OTHER])
+    return [(key, makers[key][0], makers[key][1], makers[key][2]()) for key in order]
+
+
 @login_required
+@require_safe
 def source_detail(request: HttpRequest, slug: str, source_id: int) -> HttpResponse:
     membership = membership_for(request.user, slug)
     source = source_for(membership, source_id)
     origin = snippets.server_origin(request)
-    since = timezone.now() - timedelta(hours=24)
-    activity = source.events.aggregate(
-        events_24h=Count("id", filter=Q(received_at__gte=since)), last_received_at=Max("received_at")
-    )
+    events = list(recent_events(source.events.all()))
     context = page_context(
         membership,
         nav="sources",
         source=source,
         origin=origin,
-        snippets=[
-            ("browser", "Browser", "analytics.js", snippets.browser_snippet(source, origin)),
-            ("python", "Python", "segment-analytics-python", snippets.python_snippet(source, origin)),
-            ("node", "Node.js", "@segment/analytics-node", snippets.node_snippet(source, origin)),
-            ("curl", "curl", "plain HTTP", snippets.curl_snippet(source, origin)),
-        ],
-        recent_events=recent_events(source.events.all()),
-        events_24h=activity["events_24h"],
-        last_received=ago(activity["last_received_at"]),
+        snippets=install_snippets(source, origin),
+        recent_events=events,
+        events_24h=volume.per_source([source.pk], timezone.now()).get(source.pk, 0),
+        # The newest stored event is the latest one received, give or take a processing batch.
+        last_received=ago(events[0].received_at) if events else "",
     )
     return render(request, "dashboard/source_detail.html", context)
+
+
+@login_required
+@require_safe
+def source_volume(request: HttpRequest, slug: str, source_id: int) -> JsonResponse:
+    """Events per minute over the last hour, polled by the source page every few seconds."""
+    membership = membership_for(request.user, slug)
+    source = source_for(membership, source_id)
+    now = timezone.now()
+    minutes = volume.per_minute(source.pk, now)
+    drawn = chart.minute_chart([(m.minute, m.count) for m in minutes])
+    return JsonResponse({"at": now.isoformat(), "lastMinute": minutes[-1].count, **chart.as_json(drawn)})
+
+
+@login_required
+@require_safe
+def source_schema(request: HttpRequest, slug: str, source_id: int) -> HttpResponse:
+    membership = membership_for(request.user, slug)
+    source = source_for(membership, source_id)
+    query = request.GET.get("q", "").strip()
+    events = schema.events_of(source.pk)
+    if query:
+        events = [event for event in events if schema.matches(event, query)]
+    context = page_context(
+        membership,
+        nav="sources",
+        source=source,
+        events=events,
+        query=query,
+        limits={"depth": schema.MAX_DEPTH, "events": schema.MAX_EVENTS, "fields": schema.MAX_FIELDS},
+        events_full=len(events) >= schema.MAX_EVENTS and not query,
+    )
+    return render(request, "dashboard/source/schema.html", context)
 
 
 @login_required
@@ -146,5 +227,6 @@ def rotate_key(request: HttpRequest, slug: str, source_id: int) -> HttpResponse:
     if not can_manage_keys(membership):
         raise PermissionDenied("Only owners and admins of this workspace can rotate write keys.")
     source.rotate_write_key()
+    audit.record(request.user, membership.workspace, "source.key_rotated", target=source, via="dashboard")
     messages.success(request, "The write key was rotated. Clients still using the old key are refused within a second.")
     return redirect("dashboard:source", slug=slug, source_id=source.pk)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import html
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from cdp.core.models import Membership, Role, Source
+from cdp.core.models import Destination, Membership, Role, Source
 from dashboard import snippets
 from tests.support.data import make_event, make_events
 
@@ -42,6 +44,12 @@ def client_as(client, make_user, alice_workspace):
 
 def text(response) -> str:
     return html.unescape(response.content.decode())
+
+
+def count_stored_events() -> None:
+    """The overview's figures come from aggregates the processor keeps; events made directly in the database
+    are counted the way an operator would count events stored before the aggregates existed."""
+    call_command("rebuild_insights", stdout=io.StringIO())
 
 
 def page_urls(source: Source) -> dict[str, str]:
@@ -116,6 +124,7 @@ def test_workspace_page_shows_sources_and_events_of_the_last_day(alice_client, s
     backend = Source.objects.create(workspace=source.workspace, name="Backend", enabled=False)
     make_events(source, 3)
     make_event(backend, received_at=timezone.now() - timedelta(days=2))
+    count_stored_events()
     response = alice_client.get(reverse("dashboard:workspace", args=["acme"]))
     page = text(response)
     assert response.context["events_24h"] == 3
@@ -207,6 +216,7 @@ def test_source_page_shows_write_key_and_working_snippets(alice_client, source):
 
 def test_source_page_counts_recent_events_and_lists_them(alice_client, source):
     make_events(source, 4, event="Signed Up")
+    count_stored_events()
     page = text(alice_client.get(reverse("dashboard:source", args=["acme", source.pk])))
     assert 'data-testid="source-events-24h">4<' in page
     assert page.count("Signed Up") == 4
@@ -284,14 +294,24 @@ def test_unknown_page_is_a_friendly_404(alice_client):
 
 @pytest.fixture
 def busy_workspace(alice_workspace, make_workspace, alice):
-    """Many sources and events, so a query per row would show."""
+    """Many sources, destinations and events, so a query per row would show."""
     make_workspace("initech", owner=alice)
     sources = Source.objects.bulk_create(
         Source(workspace=alice_workspace, name=f"Source {n:02}", write_key=f"key-{n:02}") for n in range(40)
     )
     for source in sources[:5]:
         make_events(source, 60, user_id="u-1")
+    Destination.objects.bulk_create(
+        Destination(workspace=alice_workspace, name=f"Hook {n:02}", type="webhook") for n in range(20)
+    )
+    count_stored_events()
     return sources[0]
+
+
+# What each page needs whatever the number of rows. The workspace page also reads the aggregates (the sources'
+# events of the last day, events per hour for the chart, monthly users) and the delivery health of all its
+# destinations at once (5 queries, the same as the delivery pages' metrics).
+QUERY_BUDGET = {"home": 6, "workspace": 14, "sources": 6, "source-new": 6, "source": 6}
 
 
 @pytest.mark.parametrize("page", ["home", "workspace", "sources", "source-new", "source"])
@@ -299,6 +319,6 @@ def test_dashboard_page_queries_do_not_grow_with_rows(
     alice_client, busy_workspace, page, django_assert_max_num_queries
 ):
     url = page_urls(busy_workspace)[page]
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(QUERY_BUDGET[page]):
         response = alice_client.get(url)
     assert response.status_code == 200

@@ -16,6 +16,7 @@ from django.utils import timezone
 from cdp.debugger import stages as debug_taps
 from cdp.delivery.routing import RoutableEvent, route_events
 from cdp.delivery.tasks import poke
+from cdp.insights.observe import observe
 from cdp.processing.models import RejectedMessage
 from cdp.processing.normalise import normalise, parse_time, without_nul
 from cdp.tracking.models import IntakeRequest
@@ -150,7 +151,9 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
         result.stored_event_ids = [row[0] for row in inserted]
         # Routing happens in the same transaction as storing: an event is never stored without
         # its deliveries, whatever process dies when.
-        destinations = route_events(_routable(inserted, collected))
+        routable = _routable(inserted, collected)
+        observe(routable)  # dashboard aggregates (volume, schema, MTU), committed with the events
+        destinations = route_events(routable)
         IntakeRequest.objects.filter(id__in=list(collected)).update(processed_at=timezone.now())
         if destinations:
             transaction.on_commit(lambda: poke(destinations))
