@@ -32,8 +32,7 @@ from cdp.core.models import Destination, Source, Workspace
 from cdp.delivery import jobs
 from cdp.delivery.metrics import collect
 from cdp.delivery.models import Delivery, DeliveryAttempt, ErrorClass, Job, JobKind, Status
-from cdp.delivery.redrive import Selection, dead_letters
-from cdp.delivery.replay import replay_events
+from cdp.delivery.redrive import Selection
 
 REDRIVE_RULE = Rule(EDIT_ROLES, "re-drive dead letters")
 
@@ -138,7 +137,7 @@ class DestinationDeliveryViewSet(WorkspaceScopedViewSet):
     """What a destination's deliveries did (metrics), and replaying stored events to it."""
 
     queryset = Destination.objects.select_related("workspace").order_by("id")
-    rules = {"replay": Rule(EDIT_ROLES, "replay events")}
+    rules = {"replay": Rule(EDIT_ROLES, "replay events"), "load": Rule(EDIT_ROLES, "start a load")}
 
     @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="destinations_metrics")
     @action(detail=True, methods=["get"])
@@ -159,16 +158,20 @@ class DestinationDeliveryViewSet(WorkspaceScopedViewSet):
         serializer = ReplaySerializer(data=request.data, context={"destination": destination})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        parameters = {
-            "source": data["source"].pk,
-            "since": data["since"].isoformat(),
-            "until": data["until"].isoformat(),
-        }
-        job = jobs.create_job(
-            JobKind.REPLAY, replay_events(data["source"].pk, data["since"], data["until"]),
-            workspace_id=destination.workspace_id, destination_id=destination.pk, user=request.user,
-            parameters=parameters,
-        )  # fmt: skip
+        job = jobs.start_replay(
+            destination, data["source"].pk, data["since"], data["until"], user=request.user, via="api"
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: JobSerializer}, operation_id="destinations_load")
+    @action(detail=True, methods=["post"])
+    def load(self, request: Request, pk: str | None = None) -> Response:
+        """Send the events waiting for the next batch now (a warehouse load between scheduled loads); poll
+        the job returned. `total` is the number of events waiting when it was asked for."""
+        destination = self.get_object()
+        if not destination.enabled:
+            raise ValidationError({"destination": "The destination is disabled: enable it first."})
+        job = jobs.start_load(destination, user=request.user, via="api")
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -222,11 +225,9 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
         delivery = self.get_object()
         workspace_id = delivery.destination.workspace_id
         selection = Selection(delivery=delivery.pk)
-        job = jobs.create_job(
-            JobKind.REDRIVE, dead_letters(workspace_id, selection), workspace_id=workspace_id,
-            destination_id=delivery.destination_id, user=request.user, parameters=selection.as_parameters(),
-            inline=True,
-        )  # fmt: skip
+        job = jobs.start_redrive(
+            workspace_id, selection, user=request.user, via="api", destination_id=delivery.destination_id, inline=True
+        )
         return Response(JobSerializer(job).data)
 
     @extend_schema(
@@ -246,10 +247,7 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
             destination=destination.pk if destination is not None else None, since=data.get("since"),
             until=data.get("until"), error_class=data.get("error_class", ""), event=data.get("event", ""),
         )  # fmt: skip
-        job = jobs.create_job(
-            JobKind.REDRIVE, dead_letters(workspace_id, selection), workspace_id=workspace_id,
-            destination_id=selection.destination, user=request.user, parameters=selection.as_parameters(),
-        )  # fmt: skip
+        job = jobs.start_redrive(workspace_id, selection, user=request.user, via="api")
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
