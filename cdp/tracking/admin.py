@@ -1,3 +1,5 @@
+"""The operators' admin for the intake log: each accepted Tracking API request, read-only."""
+
 from __future__ import annotations
 
 import json
@@ -8,19 +10,30 @@ from django.db.models.functions import Length
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from cdp.core.admin import ReadOnlyAdmin, pretty_json
+from cdp.core.admin_base import ReadOnlyAdmin, changelist_links, choices_filter, pretty_json
+from cdp.processing.models import Event, RejectedMessage
 from cdp.tracking.models import IntakeRequest
+from cdp.tracking.validation import BATCH_ENDPOINTS, SINGLE_ENDPOINTS
 
 _BODY_PREVIEW_BYTES = 64 * 1024
+_ENDPOINTS = sorted({*SINGLE_ENDPOINTS, *BATCH_ENDPOINTS})
 
 
 @admin.register(IntakeRequest)
 class IntakeRequestAdmin(ReadOnlyAdmin):
     list_display = ["id", "source", "endpoint", "received_at", "processed_at", "attempts", "body_bytes", "error"]
-    list_filter = [("processed_at", admin.EmptyFieldListFilter), "endpoint", "source"]
+    list_filter = [
+        ("processed_at", admin.EmptyFieldListFilter),
+        ("received_at", admin.DateFieldListFilter),
+        choices_filter("endpoint", "endpoint", [(name, f"/v1/{name}") for name in _ENDPOINTS]),
+        "source",
+    ]
     list_select_related = ["source"]
-    search_fields = ["=id", "source__name", "error"]
-    fields = ["source", "endpoint", "received_at", "ip", "processed_at", "attempts", "error", "body_bytes", "body_text"]
+    # The log holds days of requests and has no index but the id: an exact id is the one fast search.
+    search_fields = ["=id"]
+    fields = ["source", "endpoint", "received_at", "ip", "processed_at", "attempts", "retry_at", "error",
+              "body_bytes", "see_also", "body_text"]  # fmt: skip
+    readonly_fields = ["body_bytes", "see_also", "body_text"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[IntakeRequest]:
         # Bodies can be 500 KB each: the list shows their size, only the detail page reads one.
@@ -29,6 +42,15 @@ class IntakeRequestAdmin(ReadOnlyAdmin):
     @admin.display(description="body bytes", ordering="body_size")
     def body_bytes(self, obj: IntakeRequest) -> int:
         return obj.body_size
+
+    @admin.display(description="see also")
+    def see_also(self, obj: IntakeRequest) -> str:
+        return changelist_links(
+            [
+                (Event, {"intake_id": obj.pk}, "events stored from it"),
+                (RejectedMessage, {"intake_id": obj.pk}, "messages rejected from it"),
+            ]
+        )
 
     @admin.display(description="body")
     def body_text(self, obj: IntakeRequest) -> str:
