@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_safe
 
 from cdp.core.models import Destination
 from cdp.debugger.xray import xray
@@ -21,6 +22,7 @@ DELIVERY_STATUSES = ["pending", "retrying", "delivered", "failed", "dead"]
 
 
 @login_required
+@require_safe
 def debugger_index(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_for(request.user, slug)
     workspace = membership.workspace
@@ -34,6 +36,7 @@ def debugger_index(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def source_debugger(request: HttpRequest, slug: str, source_id: int) -> HttpResponse:
     membership = membership_for(request.user, slug)
     source = source_for(membership, source_id)
@@ -53,6 +56,7 @@ def source_debugger(request: HttpRequest, slug: str, source_id: int) -> HttpResp
 
 
 @login_required
+@require_safe
 def destination_debugger(request: HttpRequest, slug: str, destination_id: int) -> HttpResponse:
     membership = membership_for(request.user, slug)
     destination = get_object_or_404(Destination, pk=destination_id, workspace=membership.workspace)
@@ -69,6 +73,7 @@ def destination_debugger(request: HttpRequest, slug: str, destination_id: int) -
 
 
 @login_required
+@require_safe
 def xray_lookup(request: HttpRequest, slug: str) -> HttpResponse:
     """Find an event by messageId; one match opens its X-ray."""
     membership = membership_for(request.user, slug)
@@ -87,6 +92,7 @@ def xray_lookup(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def event_xray(request: HttpRequest, slug: str, event_id: int) -> HttpResponse:
     membership = membership_for(request.user, slug)
     event = get_object_or_404(

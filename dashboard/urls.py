@@ -2,7 +2,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from dashboard import debugger, deliveries, destinations, mappings, people, views
-from dashboard.placeholders import placeholder
 
 app_name = "dashboard"
 
@@ -19,6 +18,8 @@ urlpatterns = [
     path("w/<slug:slug>/sources/new/", views.source_new, name="source-new"),
     path("w/<slug:slug>/sources/<int:source_id>/", views.source_detail, name="source"),
     path("w/<slug:slug>/sources/<int:source_id>/rotate-key/", views.rotate_key, name="rotate-key"),
+    path("w/<slug:slug>/sources/<int:source_id>/volume/", views.source_volume, name="source-volume"),
+    path("w/<slug:slug>/sources/<int:source_id>/schema/", views.source_schema, name="source-schema"),
     path("w/<slug:slug>/debugger/", debugger.debugger_index, name="debugger"),
     path("w/<slug:slug>/sources/<int:source_id>/debugger/", debugger.source_debugger, name="source-debugger"),
     path(
@@ -32,16 +33,4 @@ urlpatterns = [
     *mappings.urlpatterns,
     *deliveries.urlpatterns,
     *people.urlpatterns,
-]
-
-# Each area's page replaces its placeholder by defining the same URL name in its own module.
-_defined = {pattern.name for pattern in urlpatterns}
-urlpatterns += [
-    path(route, placeholder(nav, title), name=name)
-    for route, name, nav, title in [
-        ("w/<slug:slug>/destinations/", "destinations", "destinations", "Destinations"),
-        ("w/<slug:slug>/members/", "members", "people", "People"),
-        ("w/<slug:slug>/audit-log/", "audit-log", "audit", "Audit log"),
-    ]
-    if name not in _defined
 ]
