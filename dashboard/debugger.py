@@ -9,11 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from cdp.core.models import Destination
 from cdp.debugger.xray import xray
 from cdp.processing.models import Event
 from dashboard import snippets
-from dashboard.access import membership_for, source_for
+from dashboard.access import destination_for, membership_for, source_for
 from dashboard.views import page_context
 
 MAX_MATCHES = 20
@@ -59,7 +58,7 @@ def source_debugger(request: HttpRequest, slug: str, source_id: int) -> HttpResp
 @require_safe
 def destination_debugger(request: HttpRequest, slug: str, destination_id: int) -> HttpResponse:
     membership = membership_for(request.user, slug)
-    destination = get_object_or_404(Destination, pk=destination_id, workspace=membership.workspace)
+    destination = destination_for(membership, destination_id)
     context = page_context(
         membership,
         nav="debugger",

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -32,7 +31,7 @@ from cdp.delivery.engine import sender_for
 from cdp.delivery.metrics import Window, collect
 from cdp.delivery.models import Delivery, DeliveryAttempt, ErrorClass, Job, JobKind, JobStatus, Status
 from cdp.delivery.redrive import Selection, dead_letters
-from dashboard.access import can_edit, membership_for
+from dashboard.access import destination_for, membership_for, require_edit
 from dashboard.views import page_context
 
 RECENT_DELIVERIES = 25
@@ -45,15 +44,6 @@ WINDOW_LABELS = {"10m": "10 min", "1h": "1 hour", "24h": "24 hours", "7d": "7 da
 OUTCOMES = [("delivered", "Delivered"), ("failed", "Failed"), ("dead", "Dead-lettered"), ("filtered", "Filtered")]
 FILTER_FIELDS = ("since", "until", "error_class", "event")
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
-
-
-def destination_for(membership: Membership, destination_id: int) -> Destination:
-    return get_object_or_404(Destination, pk=destination_id, workspace=membership.workspace)
-
-
-def require_edit(membership: Membership, doing: str) -> None:
-    if not can_edit(membership):
-        raise PermissionDenied(f"Read-only members cannot {doing}; ask a member, admin or owner of this workspace.")
 
 
 # --- the delivery page ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
@@ -31,7 +31,7 @@ from cdp.destinations import registry
 from cdp.destinations.configuration import clean_settings, public_settings
 from cdp.destinations.framework import DestinationType, SettingField
 from cdp.destinations.services import create_destination
-from dashboard.access import can_edit, membership_for
+from dashboard.access import can_edit, destination_for, membership_for, require_edit
 from dashboard.views import page_context
 
 DELIVERY_LIMITS = DestinationSerializer.Meta.extra_kwargs
@@ -43,10 +43,6 @@ CLEAR_PREFIX = "clear_"
 def can_delete_destinations(membership: Membership) -> bool:
     """Deleting a destination drops its subscriptions and delivery history: owners and admins only."""
     return membership.role in (Role.OWNER, Role.ADMIN)
-
-
-def destination_for(membership: Membership, destination_id: int) -> Destination:
-    return get_object_or_404(Destination, pk=destination_id, workspace=membership.workspace)
 
 
 # --- The settings form -------------------------------------------------------------------------------
@@ -223,18 +219,13 @@ def destination_catalog(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "dashboard/destinations/catalog.html", context)
 
 
-def _require_edit(membership: Membership, doing: str) -> None:
-    if not can_edit(membership):
-        raise PermissionDenied(f"Read-only members cannot {doing}; ask a member, admin or owner of this workspace.")
-
-
 @login_required
 def destination_new(request: HttpRequest, slug: str, type_key: str) -> HttpResponse:
     membership = membership_for(request.user, slug)
     dtype = registry.get(type_key)
     if dtype is None:
         raise Http404("No such destination type.")
-    _require_edit(membership, "add destinations")
+    require_edit(membership, "add destinations")
     instance = Destination(workspace=membership.workspace, type=dtype.key, **dtype.delivery_defaults)
     form = DestinationForm(request.POST or None, instance=instance, destination_type=dtype)
     if request.method == "POST" and form.is_valid():
@@ -271,7 +262,7 @@ def destination(request: HttpRequest, slug: str, destination_id: int) -> HttpRes
     found = destination_for(membership, destination_id)
     dtype = registry.get(found.type)
     if request.method == "POST":
-        _require_edit(membership, "change destinations")
+        require_edit(membership, "change destinations")
         if dtype is None:
             raise Http404("This destination's type is not installed.")
     form = None
@@ -329,7 +320,7 @@ def _save(request: HttpRequest, found: Destination, dtype: DestinationType, form
 def destination_toggle(request: HttpRequest, slug: str, destination_id: int) -> HttpResponse:
     membership = membership_for(request.user, slug)
     found = destination_for(membership, destination_id)
-    _require_edit(membership, "enable or disable destinations")
+    require_edit(membership, "enable or disable destinations")
     dtype = registry.get(found.type)
     if not found.enabled:
         problems = clean_settings(dtype, {}, found.settings)[1] if dtype else {"type": "is not installed"}
@@ -365,7 +356,7 @@ def destination_test(request: HttpRequest, slug: str, destination_id: int) -> Ht
     kept in the session: reloading the page sends no other test)."""
     membership = membership_for(request.user, slug)
     found = destination_for(membership, destination_id)
-    _require_edit(membership, "test destinations")
+    require_edit(membership, "test destinations")
     dtype = registry.get(found.type)
     if dtype is None:
         raise Http404("This destination's type is not installed.")

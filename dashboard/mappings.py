@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,7 +29,7 @@ from cdp.destinations.services import InvalidConfiguration, check_subscription, 
 from cdp.destinations.services import snapshot as subscription_snapshot
 from cdp.processing.models import Event
 from dashboard import mapping_editor as editor
-from dashboard.access import can_edit, membership_for
+from dashboard.access import destination_for, membership_for, require_edit
 from dashboard.views import page_context, recent_events
 
 WHAT_IF_EVENTS = 50
@@ -61,7 +60,7 @@ class _Scope:
     def __init__(self, request: HttpRequest, slug: str, destination_id: int) -> None:
         self.membership: Membership = membership_for(request.user, slug)
         self.workspace = self.membership.workspace
-        self.destination: Destination = get_object_or_404(Destination, pk=destination_id, workspace=self.workspace)
+        self.destination: Destination = destination_for(self.membership, destination_id)
         dtype = registry.get(self.destination.type)
         if dtype is None:
             raise Http404("This destination's type is no longer installed.")
@@ -71,8 +70,7 @@ class _Scope:
         return get_object_or_404(Subscription, pk=subscription_id, destination=self.destination)
 
     def require_edit(self) -> None:
-        if not can_edit(self.membership):
-            raise PermissionDenied("Read-only members cannot change mappings; ask a member or admin of this workspace.")
+        require_edit(self.membership, "change mappings")
 
     def source_ids(self) -> list[int]:
         """The sources that feed the destination (none chosen means every source of the workspace)."""
