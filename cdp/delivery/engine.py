@@ -39,7 +39,6 @@ class DrainResult:
     retrying: int = 0
     failed: int = 0
     dead: int = 0
-    more_due: bool = False
     busy: bool = False  # another task held the destination's lane
     requeue: bool = False  # work may be left: queue another drain (due rows, or a wake-up during this one)
 
@@ -445,9 +444,10 @@ def drain(destination_id: int, time_budget: float | None = None, flush: bool = F
                 lane.extend(lease)
     finally:
         lane.release()
-    again = lane.take_again()
-    drained.more_due = again or Delivery.objects.filter(due(destination_id, timezone.now())).exists()
-    drained.requeue = again or (drained.sent > 0 and drained.more_due)
+    # Go again after a wake-up that came meanwhile, or while sending still leaves due rows behind.
+    drained.requeue = lane.take_again() or (
+        drained.sent > 0 and Delivery.objects.filter(due(destination_id, timezone.now())).exists()
+    )
     return drained
 
 
