@@ -13,7 +13,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from cdp.core.models import ApiToken, Membership, Role, Source, Workspace
+from tests.support.delivery import forget_lanes_and_breakers
 from tests.support.processes import CeleryWorker, LiveServer
+from tests.support.sink import Sink
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -161,3 +163,16 @@ def page(browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def fresh_lanes() -> None:
+    """No lane, breaker or wake-up mark left in Redis by an earlier test (ids repeat between tests on SQLite)."""
+    forget_lanes_and_breakers()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """A webhook endpoint on loopback that answers 200 unless scripted otherwise (tests/support/sink.py)."""
+    with Sink() as running:
+        yield running

@@ -26,13 +26,13 @@ from cdp.insights.models import Identity, MonthlyUsers, ObservedEvent, ObservedF
 from cdp.processing.models import Event, RejectedMessage
 from cdp.tracking.models import IntakeRequest
 from tests.support.data import make_event, make_events, make_rejected
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.jobs import run
 from tests.support.processes import LiveServer
 from tests.support.sink import OK, Reply, Sink
 from tests.support.tracking import TrackingClient, assert_error, message, serve_tracking
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 # Models other engineers are adding right now, with their own admin (or none yet): not held to this file.
 SKIPPED_APPS: set[str] = set()
@@ -65,11 +65,6 @@ def label(model) -> str:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
 
 
 @pytest.fixture

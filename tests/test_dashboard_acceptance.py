@@ -31,12 +31,12 @@ from cdp.delivery.engine import drain
 from cdp.delivery.jobs import start_replay
 from cdp.delivery.models import Delivery, Status
 from cdp.destinations.models import Subscription
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.processes import child_env
 from tests.support.sink import OK, Reply, Sink
 from tests.test_dashboard_browser import fits_the_window, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("fresh_lanes"), pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "a-new-users-password-1"
 
@@ -46,11 +46,6 @@ CHANGING = re.compile(
     r"|rename|create)\b",
     re.IGNORECASE,
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
 
 
 def wait_for_preview(page, status_starts: str) -> None:

@@ -21,30 +21,19 @@ from cdp.delivery.engine import drain
 from cdp.delivery.models import Delivery, FilteredCount, Job, JobStatus, Status
 from tests.conftest import api_client_for, wait_for
 from tests.support.data import make_events
-from tests.support.delivery import forget_lanes_and_breakers, ingest, make_due, track, webhook
+from tests.support.delivery import ingest, make_due, track, webhook
 from tests.support.jobs import make_dead_letter
 from tests.support.processes import child_env
-from tests.support.sink import OK, Reply, Sink, messages_in
+from tests.support.sink import OK, Reply, messages_in
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 SECRET_HEADER_VALUE = "key-0f9e8d7c-must-not-show"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
-
-
-@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
 
 
 @pytest.fixture

@@ -15,20 +15,15 @@ from cdp.delivery.engine import drain
 from cdp.processing.models import Event
 from cdp.processing.processor import process_pending
 from tests.support import processes
-from tests.support.delivery import forget_lanes_and_breakers, webhook
+from tests.support.delivery import webhook
 from tests.support.processes import LiveServer, child_env
 from tests.support.sink import Reply, Sink
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("fresh_lanes"), pytest.mark.browser, pytest.mark.slow]
 
 # After the page says "live", web processes and workers learn within half a second that the source
 # is watched (they re-read the watched set twice a second); only then do they publish.
 PUBLISHERS_LEARN = 0.7
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
 
 
 def screenshot(page, name: str) -> None:

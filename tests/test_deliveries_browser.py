@@ -14,19 +14,14 @@ from django.utils import timezone
 
 from cdp.delivery.engine import drain
 from cdp.delivery.models import Delivery, FilteredCount, Job, JobStatus, Status
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.processes import ROOT, LiveServer, child_env
 from tests.support.sink import OK, Reply, Sink, messages_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("fresh_lanes"), pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = ROOT / os.environ.get("CDP_SCREENSHOT_DIR", "var/test/screenshots")
 DEAD_LETTERS = 6
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
 
 
 def screenshot(page, name: str) -> None:

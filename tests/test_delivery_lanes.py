@@ -8,26 +8,15 @@ from cdp.core.models import Source
 from cdp.delivery.engine import drain
 from cdp.delivery.lanes import Lane
 from cdp.delivery.models import Delivery, DeliveryAttempt, Exchange, Status
-from tests.support.delivery import forget_lanes_and_breakers, ingest, make_due, track, webhook
-from tests.support.sink import Reply, Sink, messages_in
+from tests.support.delivery import ingest, make_due, track, webhook
+from tests.support.sink import Reply, messages_in
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_lanes() -> None:
-    forget_lanes_and_breakers()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 
 @pytest.fixture
 def source(make_workspace) -> Source:
     return Source.objects.create(workspace=make_workspace("acme"), name="Website", kind="website")
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
 
 
 def test_wakeup_while_another_drain_holds_the_lane_makes_the_holder_drain_again(source, sink):

@@ -9,21 +9,10 @@ from cdp.core.models import AuditEntry, Membership, Role, Source
 from cdp.delivery.engine import drain
 from cdp.delivery.jobs import run_job, start_load
 from cdp.delivery.models import Delivery, Job, JobKind, JobStatus, Status
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.sink import Sink, messages_in
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_lanes() -> None:
-    forget_lanes_and_breakers()
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 
 @pytest.fixture

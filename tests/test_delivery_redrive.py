@@ -18,27 +18,16 @@ from cdp.delivery.models import Delivery, Job, Status
 from cdp.destinations.services import save_subscription
 from tests.conftest import api_client_for
 from tests.support.api import assert_error
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.jobs import FakeClock, run
-from tests.support.sink import OK, Reply, Sink
+from tests.support.sink import OK, Reply
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
 
 
 @pytest.fixture

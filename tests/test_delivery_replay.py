@@ -14,29 +14,17 @@ from cdp.destinations.services import save_subscription
 from cdp.processing.models import Event
 from tests.conftest import api_client_for
 from tests.support.api import assert_error
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.jobs import FakeClock, run
-from tests.support.sink import Sink
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
-
-
-@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
 
 
 def at(hour: float) -> str:

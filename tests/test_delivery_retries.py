@@ -15,27 +15,16 @@ from django.utils import timezone
 from cdp.core.models import Source
 from cdp.delivery.engine import drain
 from cdp.delivery.models import Delivery, DeliveryAttempt
-from tests.support.delivery import forget_lanes_and_breakers, ingest, make_due, track, webhook
+from tests.support.delivery import ingest, make_due, track, webhook
 from tests.support.processes import free_port
 from tests.support.sink import Reply, Sink, retry_after_date
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 
 @pytest.fixture
 def source(make_workspace) -> Source:
     return Source.objects.create(workspace=make_workspace("acme"), name="Website", kind="website")
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
 
 
 def only_delivery() -> Delivery:

@@ -20,17 +20,12 @@ from cdp.destinations.models import Subscription
 from cdp.destinations.services import save_subscription
 from cdp.processing.processor import process_pending
 from cdp.tracking.models import IntakeRequest
-from tests.support.delivery import forget_lanes_and_breakers, ingest, make_due, track, webhook
+from tests.support.delivery import ingest, make_due, track, webhook
 from tests.support.sink import Sink
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 NOWHERE = "http://127.0.0.1:9/hook"  # routing never sends; the discard port is never reached
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
 
 
 @pytest.fixture

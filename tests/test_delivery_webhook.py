@@ -13,28 +13,17 @@ from cdp.core.models import Source
 from cdp.delivery.engine import drain
 from cdp.delivery.models import Delivery
 from cdp.destinations.services import save_subscription
-from tests.support.delivery import age, forget_lanes_and_breakers, ingest, make_due, track, webhook
-from tests.support.sink import Received, Reply, Sink, messages_in
+from tests.support.delivery import age, ingest, make_due, track, webhook
+from tests.support.sink import Received, Reply, messages_in
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 SECRET = "whsec-3b1f9e0c7d"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
 
 
 @pytest.fixture
 def source(make_workspace) -> Source:
     return Source.objects.create(workspace=make_workspace("acme"), name="Website", kind="website")
-
-
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
 
 
 def verify(request: Received, secret: str, tolerance: float = 300) -> bool:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -18,8 +17,7 @@ from cdp.core.models import Source
 from cdp.insights import observe
 from cdp.insights.models import MonthlyUsers, ObservedEvent, ObservedField
 from cdp.processing.models import Event
-from cdp.processing.processor import process_pending
-from cdp.tracking.models import IntakeRequest
+from tests.support.delivery import ingest
 
 T1 = datetime(2026, 11, 2, 9, 15, 30, tzinfo=UTC)
 T2 = datetime(2026, 11, 2, 9, 16, 10, tzinfo=UTC)
@@ -35,11 +33,7 @@ def _committed(transactional_db: None) -> Iterator[None]:
 
 
 def send(source: Source, *messages: dict[str, Any], at: datetime) -> None:
-    IntakeRequest.objects.create(
-        source=source, received_at=at, endpoint="batch", body=orjson.dumps({"batch": list(messages)})
-    )
-    while process_pending().requests:
-        pass
+    ingest(source, *messages, at=at)
 
 
 def track(name: str = "Order Completed", **properties: Any) -> dict[str, Any]:

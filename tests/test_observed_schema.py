@@ -7,15 +7,13 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 from django.urls import reverse
 
 from cdp.core.models import Membership, Role, Source
 from cdp.insights import schema
 from cdp.insights.models import ObservedEvent, ObservedField
-from cdp.processing.processor import process_pending
-from cdp.tracking.models import IntakeRequest
+from tests.support.delivery import ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +28,7 @@ def _fast_password_hashing(settings):
 
 def send(source: Source, *messages: dict[str, Any], at: datetime = T1) -> None:
     """Accept the messages as the Tracking API would, at `at`, and run the processor."""
-    IntakeRequest.objects.create(
-        source=source, received_at=at, endpoint="batch", body=orjson.dumps({"batch": list(messages)})
-    )
-    while process_pending().requests:
-        pass
+    ingest(source, *messages, at=at)
 
 
 def track(name: str = "Order Completed", user: str = "u1", **properties: Any) -> dict[str, Any]:

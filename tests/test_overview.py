@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Any
 
-import orjson
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -19,8 +18,7 @@ from cdp.core.models import Destination, Membership, Role, Source
 from cdp.delivery.metrics import collect
 from cdp.delivery.models import Delivery, Status
 from cdp.insights.models import MonthlyUsers, SourceHour
-from cdp.processing.processor import process_pending
-from cdp.tracking.models import IntakeRequest
+from tests.support.delivery import ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -40,11 +38,7 @@ def alice_client(client, alice, alice_workspace):
 
 def send(source: Source, *messages: dict[str, Any], at: datetime | None = None) -> None:
     """Accept the messages as the Tracking API would (received at `at`) and run the processor."""
-    IntakeRequest.objects.create(
-        source=source, received_at=at or timezone.now(), endpoint="batch", body=orjson.dumps({"batch": list(messages)})
-    )
-    while process_pending().requests:
-        pass
+    ingest(source, *messages, at=at)
 
 
 def track(user: str | None = "u1", anonymous: str | None = None, name: str = "Order Completed") -> dict[str, Any]:

@@ -9,15 +9,10 @@ from cdp.delivery.engine import drain
 from cdp.destinations.services import save_subscription
 from cdp.processing.models import Event
 from cdp.tracking.models import IntakeRequest
-from tests.support.delivery import forget_lanes_and_breakers, ingest, track, webhook
+from tests.support.delivery import ingest, track, webhook
 from tests.support.sink import Reply, Sink
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers() -> None:
-    forget_lanes_and_breakers()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_lanes")]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ and the clock moved by editing retry state in the database instead of sleeping."
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -63,11 +63,11 @@ def track(**fields: Any) -> dict[str, Any]:
     return {**message, **fields}
 
 
-def ingest(source: Source, *messages: dict[str, Any]) -> list[int]:
-    """Accept the messages as the Tracking API would and run the processor (which routes them);
-    returns the ids of the events stored."""
+def ingest(source: Source, *messages: dict[str, Any], at: datetime | None = None) -> list[int]:
+    """Accept the messages as the Tracking API would (received `at`, default now) and run the processor
+    (which routes them); returns the ids of the events stored."""
     IntakeRequest.objects.create(
-        source=source, received_at=timezone.now(), endpoint="batch", body=orjson.dumps({"batch": list(messages)})
+        source=source, received_at=at or timezone.now(), endpoint="batch", body=orjson.dumps({"batch": list(messages)})
     )
     stored: list[int] = []
     for _ in range(100):
