@@ -49,8 +49,8 @@ class BigTableAdmin(admin.ModelAdmin):
     ordering = ["-pk"]
 
 
-class ReadOnlyAdmin(BigTableAdmin):
-    """For records the pipeline writes (intake, events, rejections, attempts): look, never touch."""
+class LookOnly:
+    """No add, change or delete, whoever asks: for the admins and inlines of records the pipeline writes."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
@@ -62,19 +62,14 @@ class ReadOnlyAdmin(BigTableAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyAdmin(LookOnly, BigTableAdmin):
+    """For records the pipeline writes (intake, events, rejections, attempts): look, never touch."""
+
+
+class ReadOnlyInline(LookOnly, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 def pretty_json(value: Any) -> str:
