@@ -158,8 +158,8 @@ def _send_all(
     pool: ThreadPoolExecutor, drained: DrainResult, deadline: float,
 ) -> int:  # fmt: skip
     """Send the rows with up to max_in_flight requests on the wire, recording each answer as it comes
-    while the next requests are already out. So a killed worker leaves at most the requests in flight
-    (and those answered since the last record) sent but unrecorded: re-sent later, as duplicates.
+    while the destination's other slots are already busy again. So a killed worker leaves at most
+    max_in_flight requests (in flight or being recorded) sent but unrecorded: re-sent later, as duplicates.
     Stops sending when the breaker opens or the time budget is spent; while the breaker is half-open,
     one request (the probe) is in flight. Returns how many rows went out; the caller releases the rest."""
     size = destination.batch_size if takes_batches else 1
@@ -181,8 +181,10 @@ def _send_all(
     renew_every = lease_seconds(destination) / 2
     renew_at = time.monotonic() + renew_every
 
-    def fill() -> None:
-        room = 1 if breaker.probing() else most
+    def fill(recording: int = 0) -> None:
+        # Requests being recorded keep their slot: at most max_in_flight requests are ever sent but not
+        # recorded, which bounds what a killed worker sends twice.
+        room = (1 if breaker.probing() else most) - recording
         while pending and not stopped and len(in_flight) < room:
             group = pending.popleft()
             in_flight[pool.submit(send_group, group)] = group
@@ -196,7 +198,7 @@ def _send_all(
             answered += in_flight.pop(future)
             results += future.result()
         if all(result.ok for result in results):
-            fill()  # the destination answers well: keep its requests going while these are recorded
+            fill(len(done))  # the destination answers well: keep its other slots busy while these are recorded
         successes, failures = _record(destination, answered, results, drained)
         breaker.record(successes, failures)
         sent += len(answered)
