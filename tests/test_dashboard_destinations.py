@@ -387,7 +387,7 @@ def test_connection_test_shows_a_client_error_as_permanent(alice_client, hook):
 def test_connection_test_shows_an_unreachable_endpoint(alice_client, hook):
     set_url(hook, f"http://127.0.0.1:{free_port()}/hook")
     page = text(alice_client.post(url("destination-test", hook), follow=True))
-    assert "Connection failed" in page and "Network error: ConnectError" in page
+    assert "Connection failed" in page and "Network error: could not connect" in page and "Connection refused" in page
 
 
 def test_connection_test_changes_nothing(alice_client, hook):

@@ -7,9 +7,10 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
@@ -93,6 +94,20 @@ _CLAIMED = (
     "id", "destination_id", "subscription_id", "event_id", "source_id", "message_id", "event_name", "action",
     "payload", "status", "attempts", "next_attempt_at", "received_at", "created_at",
 )  # fmt: skip
+_TIMES = {"next_attempt_at", "received_at", "created_at"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _returned(column: str) -> str:
+    """The payload as text (parsed by orjson) and times as microseconds since the epoch: reading thousands
+    of rows a second, the driver's own conversion of JSON and timestamps would cost more than the rest."""
+    if column == "payload":
+        return "d.payload::text"
+    if column in _TIMES:
+        return f"(EXTRACT(EPOCH FROM d.{column}) * 1000000)::int8"
+    return f"d.{column}"
+
+
 _CLAIM_SQL = f"""
 WITH picked AS (
     SELECT id FROM cdp_delivery
@@ -102,8 +117,12 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE cdp_delivery AS d SET claimed_until = %s FROM picked WHERE d.id = picked.id
-RETURNING {", ".join(f"d.{column}" for column in _CLAIMED).replace("d.payload", "d.payload::text")}
+RETURNING {", ".join(_returned(column) for column in _CLAIMED)}
 """
+
+
+def _time(microseconds: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=microseconds)
 
 
 def lease_seconds(destination: Destination) -> float:
@@ -116,10 +135,13 @@ def _claim(destination: Destination, limit: int) -> list[Claimed]:
     now = timezone.now()
     lease = now + timedelta(seconds=lease_seconds(destination))
     if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
+        # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
+        with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, [destination.pk, now, now, limit, lease])
             fetched = cursor.fetchall()
-        rows = [Claimed(*values[:8], orjson.loads(values[8]), *values[9:]) for values in fetched]
+        rows = [
+            Claimed(*v[:8], orjson.loads(v[8]), v[9], v[10], _time(v[11]), _time(v[12]), _time(v[13])) for v in fetched
+        ]
         rows.sort(key=lambda row: (row.next_attempt_at, row.pk))
         return rows
     with transaction.atomic():
@@ -155,13 +177,16 @@ def _items(rows: list[Claimed]) -> list[Item]:
 
 def _send_all(
     destination: Destination, sender: Sender, rows: list[Claimed], takes_batches: bool, breaker: Breaker,
-    pool: ThreadPoolExecutor, drained: DrainResult, deadline: float,
+    pool: ThreadPoolExecutor, drained: DrainResult, deadline: float, ids: ExchangeIds,
+    claim_next: Callable[[], None] | None = None, claimed_next: Callable[[], list[int]] = list,
 ) -> int:  # fmt: skip
     """Send the rows with up to max_in_flight requests on the wire, recording each answer as it comes
     while the destination's other slots are already busy again. So a killed worker leaves at most
     max_in_flight requests (in flight or being recorded) sent but unrecorded: re-sent later, as duplicates.
     Stops sending when the breaker opens or the time budget is spent; while the breaker is half-open,
-    one request (the probe) is in flight. Returns how many rows went out; the caller releases the rest."""
+    one request (the probe) is in flight. `claim_next` is called once the first requests are out (the
+    caller claims its next round meanwhile); `claimed_next` gives the rows so claimed, whose leases are
+    renewed with this round's. Returns how many rows went out; the caller releases the rest."""
     size = destination.batch_size if takes_batches else 1
     pending = deque(rows[i : i + size] for i in range(0, len(rows), size))
     transport = shared_transport()
@@ -191,6 +216,9 @@ def _send_all(
 
     while in_flight or (pending and not stopped):
         fill()
+        if claim_next is not None and not stopped:
+            claim_next()
+            claim_next = None
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         answered: list[Claimed] = []
         results: list[Result] = []
@@ -199,13 +227,13 @@ def _send_all(
             results += future.result()
         if all(result.ok for result in results):
             fill(len(done))  # the destination answers well: keep its other slots busy while these are recorded
-        successes, failures = _record(destination, answered, results, drained)
+        successes, failures = _record(destination, answered, results, drained, ids)
         breaker.record(successes, failures)
         sent += len(answered)
         if breaker.opened or time.monotonic() > deadline:
             stopped = True
         if time.monotonic() > renew_at:  # a slow destination: keep the rows of this round ours
-            held = [row.pk for group in (*pending, *in_flight.values()) for row in group]
+            held = [row.pk for group in (*pending, *in_flight.values()) for row in group] + claimed_next()
             until = timezone.now() + timedelta(seconds=lease_seconds(destination))
             Delivery.objects.filter(pk__in=held).update(claimed_until=until)
             renew_at = time.monotonic() + renew_every
@@ -222,7 +250,6 @@ _ATTEMPT_COLUMNS = (
     "delivery_id", "number", "exchange_id", "started_at", "duration_ms", "response_status", "error_class", "error",
     "outcome",
 )  # fmt: skip
-_COPY_ATTEMPTS = f"COPY cdp_delivery_attempt ({', '.join(_ATTEMPT_COLUMNS)}) FROM STDIN"
 _EXCHANGE_COLUMNS = (
     "destination_id", "started_at", "duration_ms", "request", "response_status", "response_body", "error_class",
     "error", "events",
@@ -253,7 +280,7 @@ class _Exchange:
 
 
 def _record(
-    destination: Destination, rows: list[Claimed], results: list[Result], drained: DrainResult
+    destination: Destination, rows: list[Claimed], results: list[Result], drained: DrainResult, ids: ExchangeIds
 ) -> tuple[int, int]:
     """Apply results to the deliveries and store the evidence: one exchange per request sent (its
     request and response) and one small attempt row per delivery. Returns how many requests went through
@@ -317,25 +344,18 @@ def _record(
         due_at = row.next_attempt_at if row.status == Status.RETRYING else None
         values = (row.status, row.attempts, due_at, row.error_class, row.last_error, row.finished_at)
         groups.setdefault(values, []).append(row.pk)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Not waiting for the disk here is safe: should PostgreSQL crash and lose the last moments of
-            # these commits, the deliveries (committed durably with their events) are simply sent again.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        _apply(groups)
-        _insert_exchanges(list(exchanges.values()))
-        _insert_attempts(attempts)
+    if connection.vendor == "postgresql":
+        _write_pg(groups, list(exchanges.values()), attempts, ids)
+    else:
+        with transaction.atomic():
+            _apply(groups)
+            _insert_exchanges(list(exchanges.values()))
+            DeliveryAttempt.objects.bulk_create(_attempt_objects(attempts))
     debug_taps.attempts_recorded(rows, partial(_attempt_objects, attempts))
     return len(succeeded), len(failed - succeeded)
 
 
 def _apply(groups: dict[tuple, list[int]]) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for values, pks in groups.items():
-                cursor.execute(_UPDATE_SQL, [*values, pks])
-        return
     for (status, attempts, due_at, error_class, last_error, finished_at), pks in groups.items():
         changes = {"next_attempt_at": due_at} if due_at is not None else {}
         Delivery.objects.filter(pk__in=pks).update(
@@ -345,28 +365,81 @@ def _apply(groups: dict[tuple, list[int]]) -> None:
 
 
 def _insert_exchanges(exchanges: list[_Exchange]) -> None:
-    """A plain multi-row INSERT ... RETURNING id on PostgreSQL (bulk_create's array form quotes every
-    character of a large JSON request through a regular expression)."""
-    if connection.vendor != "postgresql":
-        models = Exchange.objects.bulk_create([exchange.model() for exchange in exchanges])
-        for exchange, model in zip(exchanges, models, strict=True):
-            exchange.pk = model.pk
-        return
-    row = f"({', '.join(['%s'] * len(_EXCHANGE_COLUMNS))})"
-    sql = (
-        f"INSERT INTO cdp_delivery_exchange ({', '.join(_EXCHANGE_COLUMNS)}) "
-        f"VALUES {', '.join([row] * len(exchanges))} RETURNING id"
+    models = Exchange.objects.bulk_create([exchange.model() for exchange in exchanges])
+    for exchange, model in zip(exchanges, models, strict=True):
+        exchange.pk = model.pk
+
+
+_EXCHANGE_ROW = f"({', '.join(['%s'] * (len(_EXCHANGE_COLUMNS) + 1))})"
+_INSERT_ATTEMPTS = (
+    f"INSERT INTO cdp_delivery_attempt ({', '.join(_ATTEMPT_COLUMNS)}) "
+    "SELECT a.delivery_id, a.number, %s::bigint, %s::timestamptz, %s::float8, %s::smallint, %s::text, %s::text, "
+    "%s::text "
+    "FROM unnest(%s::bigint[], %s::int[]) AS a(delivery_id, number)"
+)
+
+
+def _write_pg(
+    groups: dict[tuple, list[int]], exchanges: list[_Exchange], attempts: list[tuple[Claimed, Result, str, _Exchange]],
+    ids: ExchangeIds,
+) -> None:  # fmt: skip
+    """Everything a round of answers changes, sent as ONE query string: its statements run as one
+    transaction (PostgreSQL's rule for a multi-statement query), so the deliveries, their exchanges and
+    their attempts are written together or not at all, in one round trip to the server instead of seven.
+    The exchanges' ids are taken from their sequence beforehand, so the attempts can name them.
+
+    Not waiting for the disk (synchronous_commit off for this transaction) is safe: should PostgreSQL
+    crash and lose the last moments of these commits, the deliveries (committed durably with their
+    events) are simply sent again."""
+    for exchange, pk in zip(exchanges, ids.take(len(exchanges)), strict=True):
+        exchange.pk = pk
+    statements = ["SET LOCAL synchronous_commit TO OFF"]
+    params: list[Any] = []
+    for values, pks in groups.items():
+        statements.append(_UPDATE_SQL)
+        params += [*values, pks]
+    statements.append(
+        f"INSERT INTO cdp_delivery_exchange (id, {', '.join(_EXCHANGE_COLUMNS)}) "
+        f"VALUES {', '.join([_EXCHANGE_ROW] * len(exchanges))}"
     )
-    params = []
     for e in exchanges:
         params += [
-            e.destination_id, e.started_at, e.duration_ms, Jsonb(e.request, dumps=_dumps), e.response_status,
+            e.pk, e.destination_id, e.started_at, e.duration_ms, Jsonb(e.request, dumps=_dumps), e.response_status,
             e.response_body, e.error_class, e.error, e.events,
         ]  # fmt: skip
+    # Attempts alike but for their delivery (a batch's 500, or one event's) go in as two arrays: a few
+    # parameters per request, not nine per event.
+    alike: dict[tuple, tuple[list[int], list[int]]] = {}
+    for attempt in attempts:
+        delivery_id, number, *shared = _attempt_row(*attempt)
+        ids_, numbers = alike.setdefault(tuple(shared), ([], []))
+        ids_.append(delivery_id)
+        numbers.append(number)
+    for shared, (delivery_ids, numbers) in alike.items():
+        statements.append(_INSERT_ATTEMPTS)
+        params += [*shared, delivery_ids, numbers]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for exchange, (pk,) in zip(exchanges, cursor.fetchall(), strict=True):
-            exchange.pk = pk
+        if connection.in_atomic_block:  # inside a caller's transaction: no implicit one of our own
+            statements = statements[1:]
+        cursor.execute("; ".join(statements), params)
+
+
+_EXCHANGE_IDS = "SELECT nextval(pg_get_serial_sequence('cdp_delivery_exchange', 'id')) FROM generate_series(1, %s)"
+
+
+class ExchangeIds:
+    """Ids for a drain's new exchanges, taken from the table's sequence a few dozen at a time (the
+    sequence never hands a number out twice; what a drain leaves unused is only a gap)."""
+
+    def __init__(self) -> None:
+        self._ids: deque[int] = deque()
+
+    def take(self, count: int) -> list[int]:
+        if len(self._ids) < count:
+            with connection.cursor() as cursor:
+                cursor.execute(_EXCHANGE_IDS, [max(64, count - len(self._ids))])
+                self._ids.extend(pk for (pk,) in cursor.fetchall())
+        return [self._ids.popleft() for _ in range(count)]
 
 
 def _dumps(value: Any) -> str:
@@ -378,16 +451,6 @@ def _attempt_row(row: Claimed, result: Result, outcome: str, exchange: _Exchange
         row.pk, row.attempts, exchange.pk, exchange.started_at, result.duration_ms, result.response_status,
         result.error_class, result.error[:2000], outcome,
     )  # fmt: skip
-
-
-def _insert_attempts(attempts: list[tuple[Claimed, Result, str, _Exchange]]) -> None:
-    """COPY on PostgreSQL: a batch's hundreds of attempt rows are one stream, not one parameter each."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor, cursor.cursor.copy(_COPY_ATTEMPTS) as copy:
-            for attempt in attempts:
-                copy.write_row(_attempt_row(*attempt))
-    else:
-        DeliveryAttempt.objects.bulk_create(_attempt_objects(attempts))
 
 
 def _attempt_objects(attempts: list[tuple[Claimed, Result, str, _Exchange]]) -> list[DeliveryAttempt]:
@@ -428,29 +491,67 @@ def drain(destination_id: int, time_budget: float | None = None, flush: bool = F
     # A round claims enough to keep max_in_flight requests busy for a while; its leases outlast the
     # time budget, so rows are never claimed twice while this drain still holds them.
     per_round = destination.max_in_flight * (destination.batch_size * 2 if takes_batches else 25)
+    ids = ExchangeIds()
+
+    def next_round() -> list[Claimed]:
+        limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round, flush)
+        return _claim(destination, limit) if limit else []
+
+    # While a full round's requests are out, the next round is claimed beside them (on PostgreSQL,
+    # in a thread with its own connection): a claim of thousands of rows takes the database a while, and
+    # the destination need not wait for it. Not inside a caller's transaction: another connection would
+    # not see its rows.
+    ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
+    claimer = ThreadPoolExecutor(max_workers=1) if ahead else None
+    claimed_ahead: Future[list[Claimed]] | None = None
+
+    def claim_ahead() -> None:
+        nonlocal claimed_ahead
+        claimed_ahead = claimer.submit(next_round)
+
+    def held_ahead() -> list[int]:
+        done = claimed_ahead is not None and claimed_ahead.done() and claimed_ahead.exception() is None
+        return [row.pk for row in claimed_ahead.result()] if done else []
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, destination.max_in_flight)) as pool:
             while time.monotonic() < deadline:
-                limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round, flush)
-                if not limit:
-                    break
-                rows = _claim(destination, limit)
+                if claimed_ahead is not None:
+                    rows, claimed_ahead = claimed_ahead.result(), None
+                    if breaker.is_open():
+                        _release(rows)
+                        break
+                else:
+                    rows = next_round()
                 if not rows:
                     break
                 started = time.monotonic()
-                sent = _send_all(destination, sender, rows, takes_batches, breaker, pool, drained, deadline)
+                full = claimer is not None and len(rows) >= per_round
+                sent = _send_all(
+                    destination, sender, rows, takes_batches, breaker, pool, drained, deadline, ids,
+                    claim_next=claim_ahead if full else None, claimed_next=held_ahead,
+                )  # fmt: skip
                 _release(rows[sent:])
                 drained.sent += sent
                 requests = sent if not takes_batches else -(-sent // destination.batch_size)
                 _respect_rate_limit(destination, requests, started)
                 lane.extend(lease)
     finally:
+        if claimer is not None:
+            if claimed_ahead is not None:  # claimed for a round that will not come (time, breaker, error)
+                _release(claimed_ahead.result())
+            claimer.submit(_close_connection).result()  # the claimer thread's own connection
+            claimer.shutdown()
         lane.release()
     # Go again after a wake-up that came meanwhile, or while sending still leaves due rows behind.
     drained.requeue = lane.take_again() or (
         drained.sent > 0 and Delivery.objects.filter(due(destination_id, timezone.now())).exists()
     )
     return drained
+
+
+def _close_connection() -> None:
+    connection.close()  # looked up in the calling thread: that thread's own connection
 
 
 def _respect_rate_limit(destination: Destination, requests: int, started: float) -> None:

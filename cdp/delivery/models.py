@@ -105,10 +105,16 @@ class Exchange(models.Model):
 class DeliveryAttempt(models.Model):
     """Evidence of one try of one delivery: its outcome, and the exchange (request and response) it went in."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
+    # Attempts go in by the hundred per request. Neither foreign key is checked by the database (a check
+    # per row would lock each delivery row once more); the engine writes attempts only for deliveries it
+    # holds, and deleting a delivery or destination through the application deletes its attempts.
+    # The (delivery, number) index below serves lookups by delivery: no index of its own.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempts_made", db_constraint=False, db_index=False
+    )
     number = models.PositiveIntegerField()
-    # No constraint or index: attempts go in by the hundred per request (COPY on PostgreSQL), are read
-    # from the delivery side, and go away with their delivery or destination, never with the exchange alone.
+    # Read from the delivery side; attempts go away with their delivery or destination, never with the
+    # exchange alone.
     exchange = models.ForeignKey(
         Exchange, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="attempts",
         db_constraint=False, db_index=False,
