@@ -238,9 +238,15 @@ CDP_ANALYTICS_JS_DIR = Path(
 # --- Processing -----------------------------------------------------------------------------
 CDP_WAKE_PROCESSOR = env_bool("CDP_WAKE_PROCESSOR", True)
 CDP_PROCESS_BATCH_ROWS = env_int("CDP_PROCESS_BATCH_ROWS", 200, 1)
+# Having run out of requests, a drain keeps looking for new ones this long, this often.
+CDP_PROCESS_LINGER_SECONDS = env_float("CDP_PROCESS_LINGER_SECONDS", 0.1, 0.0)
+CDP_PROCESS_POLL_SECONDS = env_float("CDP_PROCESS_POLL_SECONDS", 0.01, 0.001)
 CDP_INTAKE_RETENTION_DAYS = env_int("CDP_INTAKE_RETENTION_DAYS", 7, 1)
 CDP_INTAKE_MAX_ATTEMPTS = env_int("CDP_INTAKE_MAX_ATTEMPTS", 5, 1)
 CDP_INTAKE_RETRY_SECONDS = env_int("CDP_INTAKE_RETRY_SECONDS", 60, 0)
+# Keep the routing configuration (sources, destinations, subscriptions) between batches while its
+# version, kept by database triggers, stays the same; off: load it for every batch.
+CDP_ROUTING_CACHE = env_bool("CDP_ROUTING_CACHE", True)
 
 # --- Delivery -------------------------------------------------------------------------------
 CDP_RETRY_BASE_SECONDS = env_float("CDP_RETRY_BASE_SECONDS", 10.0, 0.0)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -47,15 +47,16 @@ _next_sweep = 0.0
 _WRITTEN_MAX = 200_000
 
 
-def observe(events: Sequence[RoutableEvent]) -> None:
+def observe(events: Sequence[RoutableEvent], workspaces: Mapping[int, tuple[int, datetime]] | None = None) -> None:
     """Add the stored events to the aggregates. A failure here must not cost the events themselves:
     it is logged and the batch goes on without its statistics, except when the database itself is
-    unwell, which the processor handles by retrying the whole batch."""
+    unwell, which the processor handles by retrying the whole batch. `workspaces`: source → (its
+    workspace's id, creation time), as far as the caller knows them (saves a query)."""
     if not events:
         return
     try:
         with transaction.atomic():
-            record(events)
+            record(events, workspaces=workspaces)
     except (OperationalError, InterfaceError):
         raise
     except Exception:
@@ -69,18 +70,27 @@ def month_of(moment: datetime) -> date:
     return date(moment.year, moment.month, 1)
 
 
-def record(events: Sequence[RoutableEvent], hold_fields: bool = True) -> None:
+def record(
+    events: Sequence[RoutableEvent],
+    hold_fields: bool = True,
+    workspaces: Mapping[int, tuple[int, datetime]] | None = None,
+) -> None:
     """Add the events to every aggregate; errors propagate (observe() is the forgiving caller).
     `hold_fields=False` writes every field row now (rebuild_insights: a one-off run must leave exact
-    counts behind, with nothing held in a process about to exit)."""
+    counts behind, with nothing held in a process about to exit). `workspaces`: as for observe()."""
     tally = tally_of(events)
     sql.add_hours(sorted(tally.hours.items()))
     sql.add_minutes(_latest_per_slot(tally.minutes))
     unsure = unsure_sources(tally.events)
-    sources = sql.sources_state(sorted(tally.sightings), counting=unsure)
-    counts = {pk: sources[pk].observed_names for pk in unsure if pk in sources}
+    known = workspaces or {}
+    if unsure or any(pk not in known for pk in tally.sightings):
+        sources = sql.sources_state(sorted(tally.sightings), counting=unsure)
+        counts = {pk: sources[pk].observed_names for pk in unsure if pk in sources}
+        owners = {pk: (state.workspace_id, state.workspace_created) for pk, state in sources.items()}
+    else:  # every source's workspace known and no event name new: nothing to ask the database
+        counts, owners = {}, {pk: known[pk] for pk in tally.sightings}
     _write_schema(tally.events, tally.fields, counts, hold_fields)
-    count_people(tally.sightings, {pk: (state.workspace_id, state.workspace_created) for pk, state in sources.items()})
+    count_people(tally.sightings, owners)
 
 
 class Tally(NamedTuple):

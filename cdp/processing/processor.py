@@ -14,11 +14,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cdp.debugger import stages as debug_taps
-from cdp.delivery.routing import RoutableEvent, route_events
-from cdp.delivery.tasks import poke
+from cdp.delivery.routing import RoutableEvent, route_events, routing_config
 from cdp.insights.observe import observe
 from cdp.processing.models import RejectedMessage
 from cdp.processing.normalise import normalise, parse_time, without_nul
+from cdp.processing.waker import waker
 from cdp.tracking.models import IntakeRequest
 from cdp.tracking.validation import SINGLE_ENDPOINTS, Rejection, check_message, too_large
 
@@ -152,17 +152,31 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
         # Routing happens in the same transaction as storing: an event is never stored without
         # its deliveries, whatever process dies when.
         routable = _routable(inserted, collected)
-        observe(routable)  # dashboard aggregates (volume, schema, MTU), committed with the events
-        destinations = route_events(routable)
+        config = routing_config({event.source_id for event in routable}) if routable else None
+        # dashboard aggregates (volume, schema, MTU), committed with the events
+        observe(routable, workspaces=config.workspaces if config else None)
+        destinations = route_events(routable, config)
         IntakeRequest.objects.filter(id__in=list(collected)).update(processed_at=timezone.now())
         if destinations:
-            transaction.on_commit(lambda: poke(destinations))
+            transaction.on_commit(lambda: waker.wake(destinations))
     result.requests = len(collected)
     result.stored = len(result.stored_event_ids)
     result.duplicates = sum(len(p.events) for p in collected.values()) - result.stored
     result.rejected = sum(len(p.rejects) for p in collected.values())
     debug_taps.processed(collected, inserted)
     return result
+
+
+def has_pending() -> bool:
+    """Whether a request is waiting to be processed (one index lookup, no transaction)."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM cdp_intake WHERE processed_at IS NULL AND attempts < %s "
+            "AND (retry_at IS NULL OR retry_at <= %s) LIMIT 1",
+            [settings.CDP_INTAKE_MAX_ATTEMPTS, now],
+        )
+        return cursor.fetchone() is not None
 
 
 def _routable(inserted: list[tuple[int, int, str]], collected: dict[int, _Pending]) -> list[RoutableEvent]:
