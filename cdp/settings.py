@@ -254,6 +254,8 @@ CDP_RETRY_MAX_DELAY_SECONDS = env_float("CDP_RETRY_MAX_DELAY_SECONDS", 3600.0, 0
 CDP_BREAKER_THRESHOLD = env_int("CDP_BREAKER_THRESHOLD", 20, 1)
 CDP_BREAKER_COOLDOWN_SECONDS = env_float("CDP_BREAKER_COOLDOWN_SECONDS", 30.0, 1.0)
 CDP_DELIVERY_TIME_BUDGET_SECONDS = env_float("CDP_DELIVERY_TIME_BUDGET_SECONDS", 20.0, 1.0)
+# Threads per delivery worker process that record answers (each with its own database connection).
+CDP_DELIVERY_RECORDERS = env_int("CDP_DELIVERY_RECORDERS", 4, 1)
 # Rows per second a re-drive or replay job works through (dead letters re-driven, events replayed).
 CDP_REDRIVE_RATE = env_int("CDP_REDRIVE_RATE", 200, 1)
 # Bearer token /metrics asks for; empty leaves /metrics open, for scrapers on a private network.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -200,44 +201,92 @@ def _send_all(
             return [Result(r.pk, ok=False, error_class=ErrorClass.NETWORK, error=repr(exc), retryable=True)
                     for r in group]  # fmt: skip
 
-    in_flight: dict[Future[list[Result]], list[Claimed]] = {}
+    # Batches are recorded on PostgreSQL by a small pool of threads with connections of their own, so a
+    # round's records (each a transaction writing hundreds of rows) overlap each other and the requests
+    # still out; a request's slot stays taken until its answer is recorded. Single events are recorded
+    # by the drain's own thread (handing a small record to another thread costs more than it saves), as
+    # is everything inside a caller's transaction (whose rows other connections cannot see) and on SQLite.
+    apart = takes_batches and connection.vendor == "postgresql" and not connection.in_atomic_block
+    recorders = _recorders() if apart else None
+    sending: dict[Future[list[Result]], list[Claimed]] = {}
+    recording: dict[Future[_Recorded], list[Claimed]] = {}
     sent = 0
     stopped = False
     renew_every = lease_seconds(destination) / 2
     renew_at = time.monotonic() + renew_every
 
-    def fill(recording: int = 0) -> None:
-        # Requests being recorded keep their slot: at most max_in_flight requests are ever sent but not
-        # recorded, which bounds what a killed worker sends twice.
-        room = (1 if breaker.probing() else most) - recording
-        while pending and not stopped and len(in_flight) < room:
+    def fill(answered: int = 0) -> None:
+        # Requests being recorded keep their slot (`answered`: those the drain's own thread is about to
+        # record): at most max_in_flight requests are ever sent but not recorded, which bounds what a
+        # killed worker sends twice.
+        room = (1 if breaker.probing() else most) - len(recording) - answered
+        while pending and not stopped and len(sending) < room:
             group = pending.popleft()
-            in_flight[pool.submit(send_group, group)] = group
+            sending[pool.submit(send_group, group)] = group
 
-    while in_flight or (pending and not stopped):
+    def recorded(rows: list[Claimed], outcome: _Recorded) -> None:
+        nonlocal sent, stopped
+        outcome.add_to(drained)
+        breaker.record(outcome.successes, outcome.failures)
+        sent += len(rows)
+        if breaker.opened or time.monotonic() > deadline:
+            stopped = True
+
+    while sending or recording or (pending and not stopped):
         fill()
         if claim_next is not None and not stopped:
             claim_next()
             claim_next = None
-        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        done, _ = wait([*sending, *recording], return_when=FIRST_COMPLETED)
         answered: list[Claimed] = []
         results: list[Result] = []
+        requests = 0
         for future in done:
-            answered += in_flight.pop(future)
-            results += future.result()
-        if all(result.ok for result in results):
-            fill(len(done))  # the destination answers well: keep its other slots busy while these are recorded
-        successes, failures = _record(destination, answered, results, drained, ids)
-        breaker.record(successes, failures)
-        sent += len(answered)
-        if breaker.opened or time.monotonic() > deadline:
-            stopped = True
+            if future in sending:
+                answered += sending.pop(future)
+                results += future.result()
+                requests += 1
+            else:
+                recorded(recording.pop(future), future.result())
+        if answered and recorders is not None:
+            recording[recorders.submit(_record_apart, destination, answered, results, ids)] = answered
+        elif answered:
+            if all(result.ok for result in results):  # keep the other slots busy while these are recorded
+                fill(requests)
+            recorded(answered, _record(destination, answered, results, ids))
         if time.monotonic() > renew_at:  # a slow destination: keep the rows of this round ours
-            held = [row.pk for group in (*pending, *in_flight.values()) for row in group] + claimed_next()
+            groups = (*pending, *sending.values(), *recording.values())
+            held = [row.pk for group in groups for row in group] + claimed_next()
             until = timezone.now() + timedelta(seconds=lease_seconds(destination))
             Delivery.objects.filter(pk__in=held).update(claimed_until=until)
             renew_at = time.monotonic() + renew_every
     return sent
+
+
+_recorder_pool: ThreadPoolExecutor | None = None
+_recorder_lock = threading.Lock()
+
+
+def _recorders() -> ThreadPoolExecutor:
+    """The worker process's recording threads (made on first use; each keeps its database connection)."""
+    global _recorder_pool
+    with _recorder_lock:
+        if _recorder_pool is None:
+            _recorder_pool = ThreadPoolExecutor(
+                max_workers=settings.CDP_DELIVERY_RECORDERS, thread_name_prefix="cdp-delivery-record"
+            )
+        return _recorder_pool
+
+
+def _record_apart(destination: Destination, rows: list[Claimed], results: list[Result], ids: ExchangeIds) -> _Recorded:
+    """_record in a recording thread: its connection is checked like a request's (too old, or broken by an
+    earlier error) and dropped after an error, so the next round reconnects."""
+    close_old_connections()
+    try:
+        return _record(destination, rows, results, ids)
+    except Exception:
+        connection.close()
+        raise
 
 
 def _release(rows: list[Claimed]) -> None:
@@ -279,13 +328,29 @@ class _Exchange:
         return Exchange(**{name: getattr(self, name) for name in (*_EXCHANGE_COLUMNS, "pk")})
 
 
-def _record(
-    destination: Destination, rows: list[Claimed], results: list[Result], drained: DrainResult, ids: ExchangeIds
-) -> tuple[int, int]:
+@dataclass
+class _Recorded:
+    """What recording one round of answers did: outcomes per delivery, and for the breaker how many
+    requests went through and how many failed in a way worth retrying (a failed batch of 500 is one)."""
+
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    dead: int = 0
+    successes: int = 0
+    failures: int = 0
+
+    def add_to(self, drained: DrainResult) -> None:
+        drained.delivered += self.delivered
+        drained.retrying += self.retrying
+        drained.failed += self.failed
+        drained.dead += self.dead
+
+
+def _record(destination: Destination, rows: list[Claimed], results: list[Result], ids: ExchangeIds) -> _Recorded:
     """Apply results to the deliveries and store the evidence: one exchange per request sent (its
-    request and response) and one small attempt row per delivery. Returns how many requests went through
-    and how many failed in a way worth retrying: the breaker counts requests, so one failed batch of 500
-    is one failure, not 500."""
+    request and response) and one small attempt row per delivery."""
+    recorded = _Recorded()
     by_id = {r.delivery_id: r for r in results}
     now = timezone.now()
     exchanges: dict[int, _Exchange] = {}  # by the identity of the request summary a sender shares in a batch
@@ -305,7 +370,7 @@ def _record(
         if result.ok:
             row.status, row.finished_at = Status.DELIVERED, now
             succeeded.add(id(result.request))
-            drained.delivered += 1
+            recorded.delivered += 1
         elif result.retryable:
             failed.add(id(result.request))
             key = (id(result.request), row.attempts)
@@ -315,13 +380,13 @@ def _record(
             give_up_at = row.created_at + timedelta(hours=destination.retry_hours)
             if now + timedelta(seconds=delay) > give_up_at:
                 row.status, row.finished_at = Status.DEAD, now
-                drained.dead += 1
+                recorded.dead += 1
             else:
                 row.status, row.next_attempt_at = Status.RETRYING, now + timedelta(seconds=delay)
-                drained.retrying += 1
+                recorded.retrying += 1
         else:
             row.status, row.finished_at = Status.FAILED, now
-            drained.failed += 1
+            recorded.failed += 1
         exchange = exchanges.get(id(result.request))
         if exchange is None:
             exchange = exchanges[id(result.request)] = _Exchange(
@@ -352,7 +417,8 @@ def _record(
             _insert_exchanges(list(exchanges.values()))
             DeliveryAttempt.objects.bulk_create(_attempt_objects(attempts))
     debug_taps.attempts_recorded(rows, partial(_attempt_objects, attempts))
-    return len(succeeded), len(failed - succeeded)
+    recorded.successes, recorded.failures = len(succeeded), len(failed - succeeded)
+    return recorded
 
 
 def _apply(groups: dict[tuple, list[int]]) -> None:
@@ -433,13 +499,15 @@ class ExchangeIds:
 
     def __init__(self) -> None:
         self._ids: deque[int] = deque()
+        self._lock = threading.Lock()  # recording threads share a drain's ids
 
     def take(self, count: int) -> list[int]:
-        if len(self._ids) < count:
-            with connection.cursor() as cursor:
-                cursor.execute(_EXCHANGE_IDS, [max(64, count - len(self._ids))])
-                self._ids.extend(pk for (pk,) in cursor.fetchall())
-        return [self._ids.popleft() for _ in range(count)]
+        with self._lock:
+            if len(self._ids) < count:
+                with connection.cursor() as cursor:
+                    cursor.execute(_EXCHANGE_IDS, [max(64, count - len(self._ids))])
+                    self._ids.extend(pk for (pk,) in cursor.fetchall())
+            return [self._ids.popleft() for _ in range(count)]
 
 
 def _dumps(value: Any) -> str:
