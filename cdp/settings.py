@@ -256,6 +256,10 @@ CDP_BREAKER_COOLDOWN_SECONDS = env_float("CDP_BREAKER_COOLDOWN_SECONDS", 30.0, 1
 CDP_DELIVERY_TIME_BUDGET_SECONDS = env_float("CDP_DELIVERY_TIME_BUDGET_SECONDS", 20.0, 1.0)
 # Threads per delivery worker process that record answers (each with its own database connection).
 CDP_DELIVERY_RECORDERS = env_int("CDP_DELIVERY_RECORDERS", 4, 1)
+# Having sent everything due, a delivery task for single events keeps looking for new deliveries this
+# long, this often, before it ends (a steady stream then needs no new task per event).
+CDP_DELIVERY_LINGER_SECONDS = env_float("CDP_DELIVERY_LINGER_SECONDS", 0.1, 0.0)
+CDP_DELIVERY_POLL_SECONDS = env_float("CDP_DELIVERY_POLL_SECONDS", 0.01, 0.001)
 # Rows per second a re-drive or replay job works through (dead letters re-driven, events replayed).
 CDP_REDRIVE_RATE = env_int("CDP_REDRIVE_RATE", 200, 1)
 # Bearer token /metrics asks for; empty leaves /metrics open, for scrapers on a private network.

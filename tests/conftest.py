@@ -19,6 +19,16 @@ from tests.support.sink import Sink
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _close_recorders(django_db_setup: None) -> Iterator[None]:
+    """The delivery engine's recording threads keep database connections; the test database can only be
+    dropped once they are closed (this fixture's teardown runs before the database's)."""
+    yield
+    from cdp.delivery.engine import close_recorders
+
+    close_recorders()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _clean_test_redis() -> None:
     """Tests use their own Redis database (REDIS_URL in pyproject.toml); start it empty."""
     redis.Redis.from_url(settings.REDIS_URL).flushdb()

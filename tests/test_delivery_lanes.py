@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection
 
 from cdp.core.models import Source
 from cdp.delivery.engine import drain
@@ -81,3 +85,48 @@ def test_failed_batch_retries_its_events_together(source, sink):
     make_due(hook)
     assert drain(hook.pk).delivered == 10
     assert sorted(a.number for a in DeliveryAttempt.objects.filter(delivery=rows[0])) == [1, 2, 3]
+
+
+def _ingest_later(source: Source, delay: float) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        try:
+            ingest(source, track())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lingering_drain_sends_an_event_that_arrives_after_it_ran_out_of_work(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    ingest(source, track())
+    late = _ingest_later(source, 0.3)
+    result = drain(hook.pk, linger=3.0)
+    late.join()
+    assert (result.sent, result.delivered) == (2, 2), "the late event went out in the same drain"
+    assert len(list(messages_in(sink.requests))) == 2
+    assert not Delivery.objects.filter(destination=hook).exclude(status=Status.DELIVERED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drain_without_linger_leaves_a_later_event_to_the_next_wakeup(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    ingest(source, track())
+    late = _ingest_later(source, 0.3)
+    result = drain(hook.pk)
+    late.join()
+    assert result.sent == 1
+    assert Delivery.objects.filter(destination=hook, status=Status.PENDING).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batching_drain_does_not_linger(source, sink):
+    hook = webhook(source.workspace, sink.url, settings={"batch": True}, batch_size=2, batch_wait_seconds=0)
+    ingest(source, track(), track())
+    started = time.monotonic()
+    assert drain(hook.pk, linger=5.0).sent == 2
+    assert time.monotonic() - started < 4.0, "a batching destination waits for batches, not for single events"

@@ -278,6 +278,26 @@ def _recorders() -> ThreadPoolExecutor:
         return _recorder_pool
 
 
+def close_recorders() -> None:
+    """Close the recording threads' database connections (the threads stay; the next record reconnects).
+    Every thread runs exactly one closing task: each waits at a barrier until all have taken theirs."""
+    with _recorder_lock:
+        pool = _recorder_pool
+    if pool is None:
+        return
+    size = settings.CDP_DELIVERY_RECORDERS
+    barrier = threading.Barrier(size)
+
+    def close() -> None:
+        try:
+            barrier.wait(timeout=10)
+        finally:
+            connection.close()
+
+    for future in [pool.submit(close) for _ in range(size)]:
+        future.result()
+
+
 def _record_apart(destination: Destination, rows: list[Claimed], results: list[Result], ids: ExchangeIds) -> _Recorded:
     """_record in a recording thread: its connection is checked like a request's (too old, or broken by an
     earlier error) and dropped after an error, so the next round reconnects."""
@@ -534,9 +554,14 @@ def _attempt_objects(attempts: list[tuple[Claimed, Result, str, _Exchange]]) -> 
     return objects
 
 
-def drain(destination_id: int, time_budget: float | None = None, flush: bool = False) -> DrainResult:
+def drain(
+    destination_id: int, time_budget: float | None = None, flush: bool = False, linger: float = 0.0
+) -> DrainResult:
     """Send what is due for one destination until nothing is due or the time budget is spent; `flush`
-    sends partial batches at once instead of letting them wait for more events."""
+    sends partial batches at once instead of letting them wait for more events. With `linger`, a drain
+    of single events that runs out of work keeps looking for new deliveries that long (the delivery
+    tasks do): under a steady stream the next events are picked up at once, instead of after a wake-up
+    and a new task."""
     drained = DrainResult()
     destination = Destination.objects.filter(pk=destination_id).first()
     if destination is None or not destination.enabled:
@@ -583,6 +608,7 @@ def drain(destination_id: int, time_budget: float | None = None, flush: bool = F
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, destination.max_in_flight)) as pool:
+            lingered = False
             while time.monotonic() < deadline:
                 if claimed_ahead is not None:
                     rows, claimed_ahead = claimed_ahead.result(), None
@@ -592,7 +618,14 @@ def drain(destination_id: int, time_budget: float | None = None, flush: bool = F
                 else:
                     rows = next_round()
                 if not rows:
+                    # Look for more only once per empty round: rows seen due but not claimable (another
+                    # drain holds them) end the drain instead of keeping it looking.
+                    lingering = linger and not lingered and not takes_batches and not breaker.is_open()
+                    if lingering and _more_within(destination_id, min(deadline, time.monotonic() + linger)):
+                        lingered = True
+                        continue
                     break
+                lingered = False
                 started = time.monotonic()
                 full = claimer is not None and len(rows) >= per_round
                 sent = _send_all(
@@ -616,6 +649,16 @@ def drain(destination_id: int, time_budget: float | None = None, flush: bool = F
         drained.sent > 0 and Delivery.objects.filter(due(destination_id, timezone.now())).exists()
     )
     return drained
+
+
+def _more_within(destination_id: int, until: float) -> bool:
+    """Whether deliveries of the destination become due before `until` (one index lookup every
+    CDP_DELIVERY_POLL_SECONDS)."""
+    while time.monotonic() < until:
+        time.sleep(min(settings.CDP_DELIVERY_POLL_SECONDS, max(0.0, until - time.monotonic())))
+        if Delivery.objects.filter(due(destination_id, timezone.now())).exists():
+            return True
+    return False
 
 
 def _close_connection() -> None:

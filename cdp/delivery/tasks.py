@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 @shared_task
 def deliver_destination(destination_id: int) -> int:
     """Drain one destination; if work is left when the time budget ends, queue the next round."""
-    result = drain(destination_id)
+    result = drain(destination_id, linger=settings.CDP_DELIVERY_LINGER_SECONDS)
     if result.requeue:
         deliver_destination.apply_async(args=[destination_id])
     return result.sent
