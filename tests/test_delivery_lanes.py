@@ -10,8 +10,9 @@ from django.db import connection
 
 from cdp.core.models import Source
 from cdp.delivery.engine import drain
-from cdp.delivery.lanes import Lane
+from cdp.delivery.lanes import Lane, client
 from cdp.delivery.models import Delivery, DeliveryAttempt, Exchange, Status
+from cdp.delivery.tasks import poke
 from tests.support.delivery import ingest, make_due, track, webhook
 from tests.support.sink import Reply, messages_in
 
@@ -130,3 +131,21 @@ def test_batching_drain_does_not_linger(source, sink):
     started = time.monotonic()
     assert drain(hook.pk, linger=5.0).sent == 2
     assert time.monotonic() - started < 4.0, "a batching destination waits for batches, not for single events"
+
+
+def _queued_drains() -> int:
+    return client().llen("delivery")  # the delivery queue on the Redis broker
+
+
+def test_poke_marks_a_held_lane_instead_of_queuing_a_task_that_would_find_it_busy(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    client().delete("delivery")
+    holder = Lane(hook.pk)
+    assert holder.acquire(30)
+    poke({hook.pk})
+    assert _queued_drains() == 0
+    holder.release()
+    assert holder.take_again(), "the holder goes round again for the event that woke it"
+    poke({hook.pk})
+    assert _queued_drains() == 1, "a free lane gets a task"
+    client().delete("delivery")

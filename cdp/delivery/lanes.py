@@ -57,6 +57,13 @@ class Lane:
         except redis.RedisError:
             pass
 
+    def held(self) -> bool:
+        """Whether a task drains the destination now (False when Redis cannot tell)."""
+        try:
+            return bool(client().exists(self.key))
+        except redis.RedisError:
+            return False
+
     def take_again(self) -> bool:
         try:
             return bool(client().getdel(f"{self.key}:again"))
