@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 from psycopg.types.json import Jsonb
 
 from cdp.core.models import Destination
+from cdp.core.waiting import look_until
 from cdp.debugger import stages as debug_taps
 from cdp.delivery.lanes import Breaker, Lane
 from cdp.delivery.models import OPEN_STATUSES, Delivery, DeliveryAttempt, ErrorClass, Exchange, Status
@@ -53,9 +54,13 @@ def sender_for(type_key: str) -> Sender | None:
     return import_string(dtype.sender)()
 
 
-def due(destination_id: int, now: datetime) -> Q:
-    return Q(destination_id=destination_id, status__in=OPEN_STATUSES, next_attempt_at__lte=now) & (
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+def due(destination_id: int | None, now: datetime) -> Q:
+    """Deliveries that may go now (of one destination, or of all): open, their time come, not held."""
+    of = Q(destination_id=destination_id) if destination_id is not None else Q()
+    return (
+        of
+        & Q(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
+        & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     )
 
 
@@ -621,7 +626,9 @@ def drain(
                     # Look for more only once per empty round: rows seen due but not claimable (another
                     # drain holds them) end the drain instead of keeping it looking.
                     lingering = linger and not lingered and not takes_batches and not breaker.is_open()
-                    if lingering and _more_within(destination_id, min(deadline, time.monotonic() + linger)):
+                    until = min(deadline, time.monotonic() + linger)
+                    more = partial(_has_due, destination_id)
+                    if lingering and look_until(until, settings.CDP_DELIVERY_POLL_SECONDS, more):
                         lingered = True
                         continue
                     break
@@ -645,20 +652,12 @@ def drain(
             claimer.shutdown()
         lane.release()
     # Go again after a wake-up that came meanwhile, or while sending still leaves due rows behind.
-    drained.requeue = lane.take_again() or (
-        drained.sent > 0 and Delivery.objects.filter(due(destination_id, timezone.now())).exists()
-    )
+    drained.requeue = lane.take_again() or (drained.sent > 0 and _has_due(destination_id))
     return drained
 
 
-def _more_within(destination_id: int, until: float) -> bool:
-    """Whether deliveries of the destination become due before `until` (one index lookup every
-    CDP_DELIVERY_POLL_SECONDS)."""
-    while time.monotonic() < until:
-        time.sleep(min(settings.CDP_DELIVERY_POLL_SECONDS, max(0.0, until - time.monotonic())))
-        if Delivery.objects.filter(due(destination_id, timezone.now())).exists():
-            return True
-    return False
+def _has_due(destination_id: int) -> bool:
+    return Delivery.objects.filter(due(destination_id, timezone.now())).exists()
 
 
 def _close_connection() -> None:

@@ -4,12 +4,11 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
-from cdp.delivery.engine import drain
+from cdp.delivery.engine import drain, due
 from cdp.delivery.lanes import Lane
-from cdp.delivery.models import OPEN_STATUSES, Delivery
+from cdp.delivery.models import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +42,8 @@ def poke(destination_ids: set[int]) -> None:
 def sweep_deliveries() -> int:
     """Queue a drain for every destination with deliveries due: retries whose time came, and work a
     lost message or a killed worker left behind (their leases run out)."""
-    now = timezone.now()
-    due = (
-        Delivery.objects.filter(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .values_list("destination_id", flat=True)
-        .distinct()
+    destination_ids = set(
+        Delivery.objects.filter(due(None, timezone.now())).values_list("destination_id", flat=True).distinct()
     )
-    destination_ids = set(due)
     poke(destination_ids)
     return len(destination_ids)

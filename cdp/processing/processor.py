@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from cdp.debugger import stages as debug_taps
@@ -132,9 +132,8 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
     result = ProcessResult()
     with transaction.atomic():
         rows = list(
-            IntakeRequest.objects.select_for_update(skip_locked=True)
-            .filter(processed_at__isnull=True, attempts__lt=settings.CDP_INTAKE_MAX_ATTEMPTS)
-            .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now()))
+            _pending_requests()
+            .select_for_update(skip_locked=True)
             .order_by("id")
             .values_list("id", "source_id", "received_at", "endpoint", "body", "ip")[:limit]
         )
@@ -167,16 +166,18 @@ def process_pending(max_rows: int | None = None) -> ProcessResult:
     return result
 
 
+def _pending_requests() -> QuerySet[IntakeRequest]:
+    """Intake requests waiting to be processed: not done, attempts left, not held back for a retry."""
+    return IntakeRequest.objects.filter(
+        Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now()),
+        processed_at__isnull=True,
+        attempts__lt=settings.CDP_INTAKE_MAX_ATTEMPTS,
+    )
+
+
 def has_pending() -> bool:
     """Whether a request is waiting to be processed (one index lookup, no transaction)."""
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM cdp_intake WHERE processed_at IS NULL AND attempts < %s "
-            "AND (retry_at IS NULL OR retry_at <= %s) LIMIT 1",
-            [settings.CDP_INTAKE_MAX_ATTEMPTS, now],
-        )
-        return cursor.fetchone() is not None
+    return _pending_requests().exists()
 
 
 def _routable(inserted: list[tuple[int, int, str]], collected: dict[int, _Pending]) -> list[RoutableEvent]:

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from cdp.core.waiting import look_until
 from cdp.processing.processor import has_pending, process_pending, purge_processed
 
 # One drain at a time per process. Concurrent drains would not go faster: their transactions queue on
@@ -62,12 +63,7 @@ def _drain(deadline: float) -> tuple[int, bool]:
 
 def _more_within(until: float) -> bool:
     """Wait until requests are pending or a wake-up comes (True), or until `until` (False)."""
-    while True:
-        left = until - time.monotonic()
-        if left <= 0:
-            return False
-        if _wanted.wait(min(left, settings.CDP_PROCESS_POLL_SECONDS)) or has_pending():
-            return True
+    return look_until(until, settings.CDP_PROCESS_POLL_SECONDS, has_pending, woken=_wanted)
 
 
 @shared_task
