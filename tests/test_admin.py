@@ -20,7 +20,8 @@ from django.utils import timezone
 from cdp.core.admin_base import CappedCountPaginator
 from cdp.core.models import ApiToken, AuditEntry, Destination, Invitation, Membership, Role, Source, Workspace
 from cdp.delivery.engine import drain
-from cdp.delivery.models import Delivery, DeliveryAttempt, Exchange, FilteredCount, Job, Status
+from cdp.delivery.leases import Lease
+from cdp.delivery.models import Delivery, DeliveryAttempt, DrainLease, Exchange, FilteredCount, Job, Status
 from cdp.destinations.models import Subscription, SubscriptionVersion
 from cdp.insights.models import Identity, MonthlyUsers, ObservedEvent, ObservedField, SourceHour, SourceMinute
 from cdp.processing.models import Event, RejectedMessage
@@ -109,6 +110,7 @@ def rows(alice, source, hook, sink):
     make_rejected(source)
     Invitation.issue(source.workspace, Role.MEMBER, alice, email="new@example.com")
     attempt = DeliveryAttempt.objects.get(delivery=letter)
+    assert Lease(hook.pk, 60).take()  # as a drain holds it while it sends
     return {
         Workspace: source.workspace,
         Membership: Membership.objects.get(user=alice),
@@ -126,6 +128,7 @@ def rows(alice, source, hook, sink):
         Exchange: attempt.exchange,
         FilteredCount: FilteredCount.objects.first(),
         Job: Job.objects.first(),
+        DrainLease: DrainLease.objects.get(destination=hook),
         Invitation: Invitation.objects.get(workspace=source.workspace),
         # The processor kept the aggregates of the event it stored.
         **{model: model.objects.first() for model in INSIGHTS},

@@ -149,3 +149,16 @@ def test_poke_marks_a_held_lane_instead_of_queuing_a_task_that_would_find_it_bus
     poke({hook.pk})
     assert _queued_drains() == 1, "a free lane gets a task"
     client().delete("delivery")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_answers_are_recorded_after_the_session_lost_its_prepared_statements(source, sink):
+    hook = webhook(source.workspace, sink.url)
+    ingest(source, track())
+    assert drain(hook.pk).delivered == 1
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # as a pooler resetting the session between clients does
+    ingest(source, track())
+    assert drain(hook.pk).delivered == 1
+    assert Delivery.objects.filter(destination=hook, status=Status.DELIVERED).count() == 2
+    assert DeliveryAttempt.objects.filter(delivery__destination=hook).count() == 2

@@ -27,6 +27,7 @@ from cdp.delivery import jobs
 from cdp.delivery.models import (
     Delivery,
     DeliveryAttempt,
+    DrainLease,
     ErrorClass,
     Exchange,
     FilteredCount,
@@ -74,7 +75,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ["destination"]
     search_fields = ["=message_id", "=event_name"]
     fields = ["destination", "subscription", "event_link", "source_link", "message_id", "event_name", "action",
-              "status", "attempts", "next_attempt_at", "claimed_until", "error_class", "last_error", "received_at",
+              "status", "attempts", "next_attempt_at", "error_class", "last_error", "received_at",
               "created_at", "finished_at", "payload_json"]  # fmt: skip
     readonly_fields = ["event_link", "source_link", "payload_json"]
     inlines = [AttemptInline]
@@ -262,6 +263,17 @@ class ExchangeAdmin(ReadOnlyAdmin):
     @admin.display(description="see also")
     def see_also(self, obj: Exchange) -> str:
         return changelist_links([(DeliveryAttempt, {"exchange__id__exact": obj.pk}, "the attempts it carried")])
+
+
+@admin.register(DrainLease)
+class DrainLeaseAdmin(ReadOnlyAdmin):
+    """Which drain sends a destination's deliveries now, and until when (a lease ends by itself at its
+    time, or on PostgreSQL as soon as its holder's connection is gone)."""
+
+    list_display = ["destination", "holder", "backend", "until"]
+    list_filter = [("until", admin.DateFieldListFilter), "destination"]
+    list_select_related = ["destination"]
+    search_fields = ["=holder", "destination__name"]
 
 
 @admin.register(FilteredCount)

@@ -1,5 +1,5 @@
-"""Draining one destination's due deliveries: claim with a lease, send, record every attempt,
-schedule retries with randomised exponential backoff, dead-letter what runs out of time."""
+"""Draining one destination's due deliveries: hold the destination's drain lease, claim, send, record
+every attempt, schedule retries with randomised exponential backoff, dead-letter what runs out of time."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,18 +17,19 @@ from functools import lru_cache, partial
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import ProgrammingError, close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from psycopg.types.json import Jsonb
 
 from cdp.core.models import Destination
 from cdp.core.waiting import look_until
 from cdp.debugger import stages as debug_taps
 from cdp.delivery.lanes import Breaker, Lane
-from cdp.delivery.models import OPEN_STATUSES, Delivery, DeliveryAttempt, ErrorClass, Exchange, Status
+from cdp.delivery.leases import Lease
+from cdp.delivery.models import OPEN_STATUSES, Delivery, DeliveryAttempt, DrainLease, ErrorClass, Exchange, Status
 from cdp.delivery.senders import Item, Result, Sender
 from cdp.delivery.transport import shared_transport
 from cdp.destinations import registry
@@ -55,13 +57,9 @@ def sender_for(type_key: str) -> Sender | None:
 
 
 def due(destination_id: int | None, now: datetime) -> Q:
-    """Deliveries that may go now (of one destination, or of all): open, their time come, not held."""
+    """Deliveries that may go now (of one destination, or of all): open, their time come."""
     of = Q(destination_id=destination_id) if destination_id is not None else Q()
-    return (
-        of
-        & Q(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
-        & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-    )
+    return of & Q(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
@@ -85,7 +83,7 @@ class Claimed:
     message_id: str
     event_name: str
     action: str
-    payload: dict[str, Any]
+    document: str | dict[str, Any]  # the mapped payload: JSON text as claimed on PostgreSQL until first read
     status: str
     attempts: int
     next_attempt_at: datetime
@@ -94,6 +92,14 @@ class Claimed:
     error_class: str = ""
     last_error: str = ""
     finished_at: datetime | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """Parsed on first read only: a batching drain holds thousands of claimed rows, and thousands of
+        parsed documents kept alive at once cost more in garbage collection than the parsing itself."""
+        if isinstance(self.document, str):
+            self.document = orjson.loads(self.document)
+        return self.document
 
 
 _CLAIMED = (
@@ -105,7 +111,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _returned(column: str) -> str:
-    """The payload as text (parsed by orjson) and times as microseconds since the epoch: reading thousands
+    """The payload as text (parsed by orjson when read) and times as microseconds since the epoch: reading thousands
     of rows a second, the driver's own conversion of JSON and timestamps would cost more than the rest."""
     if column == "payload":
         return "d.payload::text"
@@ -114,16 +120,14 @@ def _returned(column: str) -> str:
     return f"d.{column}"
 
 
+# Only the holder of the destination's drain lease claims (checked in the same statement, so a drain
+# whose lease ran out and was taken claims nothing more); rows it is sending already are left out.
 _CLAIM_SQL = f"""
-WITH picked AS (
-    SELECT id FROM cdp_delivery
-    WHERE destination_id = %s AND status IN ('pending', 'retrying') AND next_attempt_at <= %s
-      AND (claimed_until IS NULL OR claimed_until < %s)
-    ORDER BY next_attempt_at, id LIMIT %s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE cdp_delivery AS d SET claimed_until = %s FROM picked WHERE d.id = picked.id
-RETURNING {", ".join(_returned(column) for column in _CLAIMED)}
+SELECT {", ".join(_returned(column) for column in _CLAIMED)} FROM cdp_delivery AS d
+WHERE d.destination_id = %s AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= %s
+  AND d.id <> ALL(%s::bigint[])
+  AND EXISTS (SELECT 1 FROM cdp_delivery_lease AS l WHERE l.destination_id = %s AND l.holder = %s AND l.until > %s)
+ORDER BY d.next_attempt_at, d.id LIMIT %s
 """
 
 
@@ -131,45 +135,45 @@ def _time(microseconds: int) -> datetime:
     return _EPOCH + timedelta(microseconds=microseconds)
 
 
-def lease_seconds(destination: Destination) -> float:
-    """How long a claim holds: a request's time twice over and some; a round that takes longer renews it."""
-    return destination.timeout_seconds * 2 + 30
+def lease_seconds(destination: Destination, budget: float) -> float:
+    """How long a drain's lease (and lane) holds: its time budget, a request's time twice over and some;
+    a drain renews it every round, and while a round takes longer than half of it."""
+    return budget + destination.timeout_seconds * 2 + 10
 
 
-def _claim(destination: Destination, limit: int) -> list[Claimed]:
-    """Lease up to `limit` due deliveries, oldest due first; rows another worker holds are skipped."""
+def _claim(destination: Destination, limit: int, lease: Lease, sending: list[int] = ()) -> list[Claimed]:
+    """Up to `limit` due deliveries, oldest due first, but for those in `sending` (already out); nothing
+    once the lease is no longer ours. Claiming writes nothing: the lease keeps other drains away."""
     now = timezone.now()
-    lease = now + timedelta(seconds=lease_seconds(destination))
     if connection.vendor == "postgresql":
-        # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [destination.pk, now, now, limit, lease])
+            cursor.execute(_CLAIM_SQL, [destination.pk, now, list(sending), destination.pk, lease.holder, now, limit])
             fetched = cursor.fetchall()
-        rows = [
-            Claimed(*v[:8], orjson.loads(v[8]), v[9], v[10], _time(v[11]), _time(v[12]), _time(v[13])) for v in fetched
-        ]
-        rows.sort(key=lambda row: (row.next_attempt_at, row.pk))
-        return rows
+        return [Claimed(*v[:11], _time(v[11]), _time(v[12]), _time(v[13])) for v in fetched]
     with transaction.atomic():
+        if not DrainLease.objects.filter(destination=destination, holder=lease.holder, until__gt=now).exists():
+            return []
         values = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(due(destination.pk, now))
+            Delivery.objects.filter(due(destination.pk, now))
+            .exclude(pk__in=sending)
             .order_by("next_attempt_at", "id")
             .values_list(*_CLAIMED)[:limit]
         )
-        if values:
-            Delivery.objects.filter(pk__in=[v[0] for v in values]).update(claimed_until=lease)
     return [Claimed(*v) for v in values]
 
 
-def _claimable(destination: Destination, takes_batches: bool, limit: int, flush: bool = False) -> int:
-    """How many due deliveries may go now (up to `limit`). A partial batch waits up to
-    batch_wait_seconds for more events, counted from its oldest: until then only full batches go
-    (unless `flush`: someone asked for a load now)."""
+def _claimable(
+    destination: Destination, takes_batches: bool, limit: int, flush: bool = False, sending: list[int] = ()
+) -> int:
+    """How many due deliveries may go now (up to `limit`), not counting those in `sending`. A partial
+    batch waits up to batch_wait_seconds for more events, counted from its oldest: until then only full
+    batches go (unless `flush`: someone asked for a load now)."""
     if flush or not takes_batches or destination.batch_wait_seconds <= 0:
         return limit
     now = timezone.now()
     open_rows = Delivery.objects.filter(due(destination.pk, now))
+    if sending:
+        open_rows = open_rows.exclude(pk__in=sending)
     oldest = open_rows.order_by("created_at").values_list("created_at", flat=True).first()
     if oldest is not None and oldest <= now - timedelta(seconds=destination.batch_wait_seconds):
         return limit
@@ -178,21 +182,21 @@ def _claimable(destination: Destination, takes_batches: bool, limit: int, flush:
 
 
 def _items(rows: list[Claimed]) -> list[Item]:
-    return [Item(r.pk, r.action, r.payload, r.event_id, r.source_id, r.message_id, r.received_at) for r in rows]
+    return [Item(r.pk, r.action, r.document, r.event_id, r.source_id, r.message_id, r.received_at) for r in rows]
 
 
 def _send_all(
     destination: Destination, sender: Sender, rows: list[Claimed], takes_batches: bool, breaker: Breaker,
-    pool: ThreadPoolExecutor, drained: DrainResult, deadline: float, ids: ExchangeIds,
-    claim_next: Callable[[], None] | None = None, claimed_next: Callable[[], list[int]] = list,
+    pool: ThreadPoolExecutor, drained: DrainResult, deadline: float, ids: ExchangeIds, lease: Lease,
+    claim_next: Callable[[], None] | None = None,
 ) -> int:  # fmt: skip
     """Send the rows with up to max_in_flight requests on the wire, recording each answer as it comes
     while the destination's other slots are already busy again. So a killed worker leaves at most
     max_in_flight requests (in flight or being recorded) sent but unrecorded: re-sent later, as duplicates.
-    Stops sending when the breaker opens or the time budget is spent; while the breaker is half-open,
-    one request (the probe) is in flight. `claim_next` is called once the first requests are out (the
-    caller claims its next round meanwhile); `claimed_next` gives the rows so claimed, whose leases are
-    renewed with this round's. Returns how many rows went out; the caller releases the rest."""
+    Stops sending when the breaker opens, the time budget is spent or the drain lease is lost (renewed
+    here while a round takes long); while the breaker is half-open, one request (the probe) is in flight.
+    `claim_next` is called once the first requests are out (the caller claims its next round meanwhile).
+    Returns how many rows went out; the rest stay due for the next claim."""
     size = destination.batch_size if takes_batches else 1
     pending = deque(rows[i : i + size] for i in range(0, len(rows), size))
     transport = shared_transport()
@@ -217,8 +221,6 @@ def _send_all(
     recording: dict[Future[_Recorded], list[Claimed]] = {}
     sent = 0
     stopped = False
-    renew_every = lease_seconds(destination) / 2
-    renew_at = time.monotonic() + renew_every
 
     def fill(answered: int = 0) -> None:
         # Requests being recorded keep their slot (`answered`: those the drain's own thread is about to
@@ -259,12 +261,8 @@ def _send_all(
             if all(result.ok for result in results):  # keep the other slots busy while these are recorded
                 fill(requests)
             recorded(answered, _record(destination, answered, results, ids))
-        if time.monotonic() > renew_at:  # a slow destination: keep the rows of this round ours
-            groups = (*pending, *sending.values(), *recording.values())
-            held = [row.pk for group in groups for row in group] + claimed_next()
-            until = timezone.now() + timedelta(seconds=lease_seconds(destination))
-            Delivery.objects.filter(pk__in=held).update(claimed_until=until)
-            renew_at = time.monotonic() + renew_every
+        if not lease.keep():  # the lease ran out and another drain took the destination: send no more
+            stopped = True
     return sent
 
 
@@ -314,12 +312,6 @@ def _record_apart(destination: Destination, rows: list[Claimed], results: list[R
         raise
 
 
-def _release(rows: list[Claimed]) -> None:
-    """Hand claimed rows back untried: no attempt is counted."""
-    if rows:
-        Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_until=None)
-
-
 _ATTEMPT_COLUMNS = (
     "delivery_id", "number", "exchange_id", "started_at", "duration_ms", "response_status", "error_class", "error",
     "outcome",
@@ -328,10 +320,6 @@ _EXCHANGE_COLUMNS = (
     "destination_id", "started_at", "duration_ms", "request", "response_status", "response_body", "error_class",
     "error", "events",
 )  # fmt: skip
-_UPDATE_SQL = (
-    "UPDATE cdp_delivery SET status = %s, attempts = %s, next_attempt_at = COALESCE(%s, next_attempt_at), "
-    "claimed_until = NULL, error_class = %s, last_error = %s, finished_at = %s WHERE id = ANY(%s)"
-)
 
 
 @dataclass(slots=True)
@@ -450,7 +438,7 @@ def _apply(groups: dict[tuple, list[int]]) -> None:
     for (status, attempts, due_at, error_class, last_error, finished_at), pks in groups.items():
         changes = {"next_attempt_at": due_at} if due_at is not None else {}
         Delivery.objects.filter(pk__in=pks).update(
-            status=status, attempts=attempts, claimed_until=None, error_class=error_class, last_error=last_error,
+            status=status, attempts=attempts, error_class=error_class, last_error=last_error,
             finished_at=finished_at, **changes,
         )  # fmt: skip
 
@@ -461,58 +449,122 @@ def _insert_exchanges(exchanges: list[_Exchange]) -> None:
         exchange.pk = model.pk
 
 
-_EXCHANGE_ROW = f"({', '.join(['%s'] * (len(_EXCHANGE_COLUMNS) + 1))})"
-_INSERT_ATTEMPTS = (
-    f"INSERT INTO cdp_delivery_attempt ({', '.join(_ATTEMPT_COLUMNS)}) "
-    "SELECT a.delivery_id, a.number, %s::bigint, %s::timestamptz, %s::float8, %s::smallint, %s::text, %s::text, "
-    "%s::text "
-    "FROM unnest(%s::bigint[], %s::int[]) AS a(delivery_id, number)"
+# A round of answers, written by ONE statement with ONE value: a JSON document of the delivery updates
+# ("u": rows answered alike share one entry), the exchanges ("x") and the attempts ("a": attempts alike
+# but for their delivery share one entry). Quoting a single value costs the client far less than
+# quoting dozens, and one statement is one transaction and one round trip. The final SELECT also tells
+# PostgreSQL not to wait for the disk when this statement commits.
+_RECORD = """
+WITH doc AS MATERIALIZED (SELECT $1::jsonb AS j),
+groups AS MATERIALIZED (
+    SELECT g->>0 AS status, (g->>1)::int AS attempts, (g->>2)::timestamptz AS due_at, g->>3 AS error_class,
+           g->>4 AS last_error, (g->>5)::timestamptz AS finished_at, g->6 AS pks
+    FROM doc, jsonb_array_elements(doc.j->'u') AS g
+),
+updated AS (
+    UPDATE cdp_delivery AS d
+    SET status = u.status, attempts = u.attempts, next_attempt_at = COALESCE(u.due_at, d.next_attempt_at),
+        error_class = u.error_class, last_error = u.last_error, finished_at = u.finished_at
+    FROM (SELECT groups.*, pk::bigint AS id FROM groups, jsonb_array_elements_text(groups.pks) AS pk) AS u
+    WHERE d.id = u.id
+    RETURNING 1
+),
+exchanges AS (
+    INSERT INTO cdp_delivery_exchange (id, destination_id, started_at, duration_ms, request, response_status,
+                                       response_body, error_class, error, events)
+    SELECT (x->>0)::bigint, (x->>1)::bigint, (x->>2)::timestamptz, (x->>3)::float8, x->4, (x->>5)::smallint,
+           x->>6, x->>7, x->>8, (x->>9)::int
+    FROM doc, jsonb_array_elements(doc.j->'x') AS x
+    RETURNING 1
+),
+alike AS MATERIALIZED (
+    SELECT (a->>0)::bigint AS exchange_id, (a->>1)::timestamptz AS started_at, (a->>2)::float8 AS duration_ms,
+           (a->>3)::smallint AS response_status, a->>4 AS error_class, a->>5 AS error, a->>6 AS outcome,
+           a->7 AS pks, a->8 AS numbers
+    FROM doc, jsonb_array_elements(doc.j->'a') AS a
+),
+attempts AS (
+    INSERT INTO cdp_delivery_attempt (exchange_id, started_at, duration_ms, response_status, error_class, error,
+                                      outcome, delivery_id, number)
+    SELECT alike.exchange_id, alike.started_at, alike.duration_ms, alike.response_status, alike.error_class,
+           alike.error, alike.outcome, e.pk::bigint, n.number::int
+    FROM alike, jsonb_array_elements_text(alike.pks) WITH ORDINALITY AS e(pk, k)
+         JOIN jsonb_array_elements_text(alike.numbers) WITH ORDINALITY AS n(number, k) USING (k)
+    RETURNING 1
 )
+"""
+# Prepared once per connection, so the server plans it once, not for every round of answers.
+_PREPARE_RECORD = [
+    f"PREPARE cdp_record(jsonb) AS {_RECORD} SELECT set_config('synchronous_commit', 'off', true)",
+    f"PREPARE cdp_record_in_transaction(jsonb) AS {_RECORD} SELECT 1",
+]
+_prepared: weakref.WeakSet = weakref.WeakSet()  # the connections (psycopg's) that have them
 
 
 def _write_pg(
     groups: dict[tuple, list[int]], exchanges: list[_Exchange], attempts: list[tuple[Claimed, Result, str, _Exchange]],
     ids: ExchangeIds,
 ) -> None:  # fmt: skip
-    """Everything a round of answers changes, sent as ONE query string: its statements run as one
-    transaction (PostgreSQL's rule for a multi-statement query), so the deliveries, their exchanges and
-    their attempts are written together or not at all, in one round trip to the server instead of seven.
-    The exchanges' ids are taken from their sequence beforehand, so the attempts can name them.
+    """Everything a round of answers changes, as one statement (see _RECORD): the deliveries, their
+    exchanges and their attempts are written together or not at all. The exchanges' ids are taken from
+    their sequence beforehand, so the attempts can name them.
 
     Not waiting for the disk (synchronous_commit off for this transaction) is safe: should PostgreSQL
     crash and lose the last moments of these commits, the deliveries (committed durably with their
-    events) are simply sent again."""
+    events) are simply sent again. Inside a caller's transaction its settings are left alone."""
     for exchange, pk in zip(exchanges, ids.take(len(exchanges)), strict=True):
         exchange.pk = pk
-    statements = ["SET LOCAL synchronous_commit TO OFF"]
-    params: list[Any] = []
-    for values, pks in groups.items():
-        statements.append(_UPDATE_SQL)
-        params += [*values, pks]
-    statements.append(
-        f"INSERT INTO cdp_delivery_exchange (id, {', '.join(_EXCHANGE_COLUMNS)}) "
-        f"VALUES {', '.join([_EXCHANGE_ROW] * len(exchanges))}"
-    )
-    for e in exchanges:
-        params += [
-            e.pk, e.destination_id, e.started_at, e.duration_ms, Jsonb(e.request, dumps=_dumps), e.response_status,
-            e.response_body, e.error_class, e.error, e.events,
-        ]  # fmt: skip
-    # Attempts alike but for their delivery (a batch's 500, or one event's) go in as two arrays: a few
-    # parameters per request, not nine per event.
     alike: dict[tuple, tuple[list[int], list[int]]] = {}
     for attempt in attempts:
         delivery_id, number, *shared = _attempt_row(*attempt)
         ids_, numbers = alike.setdefault(tuple(shared), ([], []))
         ids_.append(delivery_id)
         numbers.append(number)
-    for shared, (delivery_ids, numbers) in alike.items():
-        statements.append(_INSERT_ATTEMPTS)
-        params += [*shared, delivery_ids, numbers]
+    sent = [
+        [e.pk, e.destination_id, e.started_at, e.duration_ms, e.request, e.response_status, e.response_body,
+         e.error_class, e.error, e.events]
+        for e in exchanges
+    ]  # fmt: skip
+    document = {
+        "u": [[*values, pks] for values, pks in groups.items()],
+        "x": sent,
+        "a": [[*shared, delivery_ids, numbers] for shared, (delivery_ids, numbers) in alike.items()],
+    }
+    text = orjson.dumps(document).decode()
+    if "\\u0000" in text:  # jsonb cannot hold NUL characters (a destination may answer with some)
+        text = orjson.dumps(_without_nul(document)).decode()
+    name = "cdp_record_in_transaction" if connection.in_atomic_block else "cdp_record"
     with connection.cursor() as cursor:
-        if connection.in_atomic_block:  # inside a caller's transaction: no implicit one of our own
-            statements = statements[1:]
-        cursor.execute("; ".join(statements), params)
+        if cursor.connection not in _prepared:
+            _prepare(cursor)
+        try:
+            cursor.execute(f"EXECUTE {name}(%s)", [text])
+        except ProgrammingError as exc:
+            # The session lost its prepared statements (a pooler that resets sessions between clients):
+            # prepare them again and retry, unless a caller's transaction is now aborted.
+            if not isinstance(exc.__cause__, psycopg.errors.InvalidSqlStatementName) or connection.in_atomic_block:
+                raise
+            _prepare(cursor)
+            cursor.execute(f"EXECUTE {name}(%s)", [text])
+
+
+def _prepare(cursor: Any) -> None:
+    cursor.execute("SELECT name FROM pg_prepared_statements WHERE name IN ('cdp_record', 'cdp_record_in_transaction')")
+    for (name,) in cursor.fetchall():  # the other one of the pair may still be there
+        cursor.execute(f"DEALLOCATE {name}")
+    for statement in _PREPARE_RECORD:
+        cursor.execute(statement)
+    _prepared.add(cursor.connection)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 _EXCHANGE_IDS = "SELECT nextval(pg_get_serial_sequence('cdp_delivery_exchange', 'id')) FROM generate_series(1, %s)"
@@ -533,10 +585,6 @@ class ExchangeIds:
                     cursor.execute(_EXCHANGE_IDS, [max(64, count - len(self._ids))])
                     self._ids.extend(pk for (pk,) in cursor.fetchall())
             return [self._ids.popleft() for _ in range(count)]
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _attempt_row(row: Claimed, result: Result, outcome: str, exchange: _Exchange) -> tuple:
@@ -577,54 +625,56 @@ def drain(
         return drained
     budget = time_budget or settings.CDP_DELIVERY_TIME_BUDGET_SECONDS
     lane = Lane(destination_id)
-    lease = budget + destination.timeout_seconds * 2 + 10
-    if not lane.acquire(lease):
+    lease = Lease(destination_id, lease_seconds(destination, budget))
+    if not lane.acquire(lease.seconds):
         lane.mark_again()
-        if not lane.acquire(lease):
+        if not lane.acquire(lease.seconds):
             drained.busy = True
             return drained  # another task is draining this destination; it will see the mark
+    if not lease.take():
+        # Redis lost track (flushed, down, or the lane ran out): a drain still holds the destination.
+        lane.mark_again()
+        lane.release()
+        drained.busy = True
+        return drained
     breaker = Breaker(destination_id)  # read after the lane is ours: only the lane holder changes it
     deadline = time.monotonic() + budget
     takes_batches = sender.takes_batches(destination)
-    # A round claims enough to keep max_in_flight requests busy for a while; its leases outlast the
-    # time budget, so rows are never claimed twice while this drain still holds them.
+    # A round claims enough to keep max_in_flight requests busy for a while.
     per_round = destination.max_in_flight * (destination.batch_size * 2 if takes_batches else 25)
     ids = ExchangeIds()
 
-    def next_round() -> list[Claimed]:
-        limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round, flush)
-        return _claim(destination, limit) if limit else []
+    def next_round(sending: list[int] = ()) -> list[Claimed]:
+        limit = 0 if breaker.is_open() else _claimable(destination, takes_batches, per_round, flush, sending)
+        return _claim(destination, limit, lease, sending) if limit else []
 
     # While a full round's requests are out, the next round is claimed beside them (on PostgreSQL,
     # in a thread with its own connection): a claim of thousands of rows takes the database a while, and
-    # the destination need not wait for it. Not inside a caller's transaction: another connection would
-    # not see its rows.
+    # the destination need not wait for it; it leaves out the rows being sent. Not inside a caller's
+    # transaction: another connection would not see its rows.
     ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
     claimer = ThreadPoolExecutor(max_workers=1) if ahead else None
     claimed_ahead: Future[list[Claimed]] | None = None
 
-    def claim_ahead() -> None:
+    def claim_ahead(sending: list[int]) -> None:
         nonlocal claimed_ahead
-        claimed_ahead = claimer.submit(next_round)
-
-    def held_ahead() -> list[int]:
-        done = claimed_ahead is not None and claimed_ahead.done() and claimed_ahead.exception() is None
-        return [row.pk for row in claimed_ahead.result()] if done else []
+        claimed_ahead = claimer.submit(next_round, sending)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, destination.max_in_flight)) as pool:
             lingered = False
-            while time.monotonic() < deadline:
+            # The lease is renewed before every round: a drain that lost it (stuck past its end while another
+            # took over) sends no round more, not even one it claimed ahead.
+            while time.monotonic() < deadline and lease.renew():
                 if claimed_ahead is not None:
                     rows, claimed_ahead = claimed_ahead.result(), None
                     if breaker.is_open():
-                        _release(rows)
                         break
                 else:
                     rows = next_round()
                 if not rows:
-                    # Look for more only once per empty round: rows seen due but not claimable (another
-                    # drain holds them) end the drain instead of keeping it looking.
+                    # Look for more only once per empty round: rows seen due but not claimable (the
+                    # lease was lost, or a partial batch waits) end the drain instead of keeping it looking.
                     lingering = linger and not lingered and not takes_batches and not breaker.is_open()
                     until = min(deadline, time.monotonic() + linger)
                     more = partial(_has_due, destination_id)
@@ -634,22 +684,23 @@ def drain(
                     break
                 lingered = False
                 started = time.monotonic()
-                full = claimer is not None and len(rows) >= per_round
+                full = claimer is not None and len(rows) >= per_round  # more may be waiting
+                claim_next = partial(claim_ahead, [row.pk for row in rows]) if full else None
                 sent = _send_all(
-                    destination, sender, rows, takes_batches, breaker, pool, drained, deadline, ids,
-                    claim_next=claim_ahead if full else None, claimed_next=held_ahead,
+                    destination, sender, rows, takes_batches, breaker, pool, drained, deadline, ids, lease,
+                    claim_next=claim_next,
                 )  # fmt: skip
-                _release(rows[sent:])
                 drained.sent += sent
                 requests = sent if not takes_batches else -(-sent // destination.batch_size)
                 _respect_rate_limit(destination, requests, started)
-                lane.extend(lease)
+                lane.extend(lease.seconds)
     finally:
         if claimer is not None:
             if claimed_ahead is not None:  # claimed for a round that will not come (time, breaker, error)
-                _release(claimed_ahead.result())
+                wait([claimed_ahead])
             claimer.submit(_close_connection).result()  # the claimer thread's own connection
             claimer.shutdown()
+        lease.give_back()
         lane.release()
     # Go again after a wake-up that came meanwhile, or while sending still leaves due rows behind.
     drained.requeue = lane.take_again() or (drained.sent > 0 and _has_due(destination_id))

@@ -29,11 +29,13 @@ class ErrorClass(models.TextChoices):
 class Delivery(models.Model):
     """One event for one subscription of one destination, with its retry state.
 
-    The database, not the broker, holds this state: workers claim due rows with a lease, so a
-    killed worker or a flushed Redis only delays a delivery."""
+    The database, not the broker, holds this state: a worker sends a destination's due rows while it
+    holds that destination's drain lease (`DrainLease`), so a killed worker or a flushed Redis only
+    delays a delivery."""
 
     # No index of their own: the indexes below start with the destination, the unique constraint with the
-    # subscription. Every index costs a write per row version, and a delivery is written three times.
+    # subscription. Every index costs a write per row version, and a delivery is written twice (made, then
+    # answered).
     destination = models.ForeignKey(
         "core.Destination", on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
@@ -49,7 +51,6 @@ class Delivery(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    claimed_until = models.DateTimeField(null=True, blank=True)
     error_class = models.CharField(max_length=32, blank=True, default="", choices=ErrorClass.choices)
     last_error = models.TextField(blank=True, default="")
     received_at = models.DateTimeField(help_text="When the event reached the Tracking API.")
@@ -77,13 +78,37 @@ class Delivery(models.Model):
         return f"{self.message_id} → {self.destination_id} ({self.status})"
 
 
+class DrainLease(models.Model):
+    """Which drain may send a destination's deliveries, and until when: one row per destination, taken
+    for a whole drain and renewed while it runs, instead of a lease written on every delivery it claims.
+
+    A lease is free once `until` has passed; on PostgreSQL also as soon as the holder's database
+    connection (`backend`, its server process id) is gone, as when its worker was killed."""
+
+    destination = models.OneToOneField(
+        "core.Destination", primary_key=True, on_delete=models.CASCADE, related_name="drain_lease"
+    )
+    holder = models.CharField(max_length=64)
+    backend = models.IntegerField(null=True, blank=True, help_text="PostgreSQL process id of the holder's connection.")
+    until = models.DateTimeField()
+
+    class Meta:
+        db_table = "cdp_delivery_lease"
+
+    def __str__(self) -> str:
+        return f"destination #{self.destination_id} held by {self.holder} until {self.until:%H:%M:%S}"
+
+
 class Exchange(models.Model):
     """One request to a destination and what came back: the evidence shared by every delivery it carried.
 
     A batch of 500 events is one exchange and 500 small attempt rows pointing at it, not 500 copies of the
     request; a single-event request is one exchange and one attempt."""
 
-    destination = models.ForeignKey("core.Destination", on_delete=models.CASCADE, related_name="exchanges")
+    # No index of its own: exchange_destination_recent starts with the destination.
+    destination = models.ForeignKey(
+        "core.Destination", on_delete=models.CASCADE, related_name="exchanges", db_index=False
+    )
     started_at = models.DateTimeField()
     duration_ms = models.FloatField()
     request = models.JSONField(default=dict, help_text="Method, URL, headers (secrets masked) and body excerpt.")

@@ -110,7 +110,6 @@ def redrive_one(row: Delivery, payload: dict[str, Any] | None, now: datetime) ->
     changes: dict[str, Any] = {
         "action": subscription.action,
         "payload": outcome.payload if outcome.payload is not None else {},
-        "claimed_until": None,
     }
     if outcome.errors:
         changes.update(

@@ -7,19 +7,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from cdp.core.models import Destination
 from cdp.delivery.transport import HttpResult, Transport
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Item:
+    """One delivery as a sender sees it. `document` holds the mapped fields, or their JSON text as the
+    engine claimed them; `fields` parses that on first read, in the sender's thread, where the parsed
+    copy lives only as long as the request it goes into."""
+
     delivery_id: int
     action: str
-    fields: dict[str, Any]
+    document: str | dict[str, Any]
     event_id: int
     source_id: int
     message_id: str
     received_at: datetime
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        if isinstance(self.document, str):
+            self.document = orjson.loads(self.document)
+        return self.document
 
 
 @dataclass

@@ -41,7 +41,7 @@ def poke(destination_ids: set[int]) -> None:
 @shared_task
 def sweep_deliveries() -> int:
     """Queue a drain for every destination with deliveries due: retries whose time came, and work a
-    lost message or a killed worker left behind (their leases run out)."""
+    lost message or a killed worker left behind (its drain lease ends with its connection, or in time)."""
     destination_ids = set(
         Delivery.objects.filter(due(None, timezone.now())).values_list("destination_id", flat=True).distinct()
     )
