@@ -10,7 +10,7 @@ from django.db import connection
 
 from cdp.core.models import Source
 from cdp.delivery.engine import drain
-from cdp.delivery.lanes import Lane, client
+from cdp.delivery.lanes import Breaker, Lane, client
 from cdp.delivery.models import Delivery, DeliveryAttempt, Exchange, Status
 from cdp.delivery.tasks import poke
 from tests.support.delivery import ingest, make_due, track, webhook
@@ -148,6 +148,21 @@ def test_poke_marks_a_held_lane_instead_of_queuing_a_task_that_would_find_it_bus
     assert holder.take_again(), "the holder goes round again for the event that woke it"
     poke({hook.pk})
     assert _queued_drains() == 1, "a free lane gets a task"
+    client().delete("delivery")
+
+
+def test_poke_queues_nothing_for_a_destination_whose_breaker_is_open(source, sink, settings):
+    hook = webhook(source.workspace, sink.url)
+    client().delete("delivery")
+    breaker = Breaker(hook.pk)
+    breaker.record(0, settings.CDP_BREAKER_THRESHOLD)
+    assert breaker.is_open()
+    poke({hook.pk})
+    assert _queued_drains() == 0, "a task could send nothing before the cooldown ends"
+    assert not Lane(hook.pk).take_again()
+    client().delete(breaker.open_key)  # the cooldown is over
+    poke({hook.pk})
+    assert _queued_drains() == 1, "the next wake-up after the cooldown queues the probe"
     client().delete("delivery")
 
 

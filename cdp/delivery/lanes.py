@@ -25,6 +25,7 @@ def client() -> redis.Redis:
 
 class Lane:
     def __init__(self, destination_id: int) -> None:
+        self.destination_id = destination_id
         self.key = f"cdp:lane:{destination_id}"
         self.token = uuid.uuid4().hex
 
@@ -64,11 +65,24 @@ class Lane:
         except redis.RedisError:
             return False
 
+    def look(self) -> tuple[bool, bool]:
+        """Whether a task drains the destination now, and whether its circuit breaker is open (a task
+        could send nothing then), in one call; (False, False) when Redis cannot tell."""
+        try:
+            held, resting = client().mget([self.key, _open_key(self.destination_id)])
+        except redis.RedisError:
+            return False, False
+        return held is not None, resting is not None
+
     def take_again(self) -> bool:
         try:
             return bool(client().getdel(f"{self.key}:again"))
         except redis.RedisError:
             return False
+
+
+def _open_key(destination_id: int) -> str:
+    return f"cdp:breaker:{destination_id}:open"
 
 
 class Breaker:
@@ -80,7 +94,7 @@ class Breaker:
 
     def __init__(self, destination_id: int) -> None:
         self.failures_key = f"cdp:breaker:{destination_id}:failures"
-        self.open_key = f"cdp:breaker:{destination_id}:open"
+        self.open_key = _open_key(destination_id)
         self._failures: int | None = None
         self.opened = False  # opened by this instance's record()
 

@@ -25,10 +25,15 @@ def deliver_destination(destination_id: int) -> int:
 def poke(destination_ids: set[int]) -> None:
     """Wake the destinations. One whose lane is held gets the mark its draining task takes when it ends
     (two Redis calls) instead of a task that would only find the lane busy; should the lane be let go
-    meanwhile, a task is queued after all (the same order of looks as in `drain`, so no wake-up is lost)."""
+    meanwhile, a task is queued after all (the same order of looks as in `drain`, so no wake-up is lost).
+    One whose circuit breaker is open gets nothing: a task could send nothing before the cooldown ends,
+    and its deliveries stay due, so the next event or the sweeper wakes it after that."""
     for destination_id in destination_ids:
         lane = Lane(destination_id)
-        if lane.held():
+        held, resting = lane.look()
+        if resting:
+            continue
+        if held:
             lane.mark_again()
             if lane.held():
                 continue
